@@ -1,0 +1,80 @@
+"""``phonefleet-housekeeper``: the named, detached singleton that runs the periodic jobs.
+
+Created with get-if-exists and restarted by Ray when it dies. Even if two are alive (a
+split-brain after a restart), the job ledger makes each tick run once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import ray
+
+from actors.names import HOUSEKEEPER, NAMESPACE
+from actors.node_actor import RayDeviceLifecycle
+from scheduler.bootstrap import build_services, utc_now
+from scheduler.config import Settings
+from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
+
+logger = logging.getLogger(__name__)
+
+
+def housekeeper_config(settings: Settings) -> HousekeeperConfig:
+    return HousekeeperConfig(
+        relay_seconds=settings.outbox_relay_seconds,
+        max_sleep_seconds=settings.housekeeper_max_sleep_seconds,
+        retention_seconds=settings.job_tick_retention_seconds,
+    )
+
+
+class HousekeeperActor:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._settings = Settings(**settings)
+        lifecycle = RayDeviceLifecycle(self._settings)
+        self._services = build_services(self._settings, lifecycle_factory=lambda _: lifecycle)
+        self._lifecycle = lifecycle
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._housekeeper = Housekeeper(
+            self._services.uow,
+            self._services.events,
+            lifecycle,
+            housekeeper_config(self._settings),
+            owner,
+        )
+        self._task = asyncio.get_event_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async with self._services.uow() as uow:
+                nodes = await uow.nodes.list()
+            self._lifecycle.ensure_actors([n.id for n in nodes])
+        except Exception:
+            logger.exception("could not start the node actors")
+        while True:
+            await self._housekeeper.tick(utc_now())
+            await asyncio.sleep(self._housekeeper.seconds_until_next(utc_now()))
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "expired": self._housekeeper.expired_total,
+            "relayed": self._housekeeper.relayed_total,
+            "running": not self._task.done(),
+        }
+
+
+RemoteHousekeeper = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(HousekeeperActor)
+
+
+def ensure_housekeeper(settings: Settings) -> Any:
+    """The housekeeper of this cluster, created if it does not exist yet."""
+    return RemoteHousekeeper.options(  # type: ignore[attr-defined]
+        name=HOUSEKEEPER,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(settings.model_dump(mode="json"))

@@ -1,0 +1,18 @@
+"""Names of the named actors and their namespace: the one place they are spelt."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+
+NAMESPACE = "phonefleet"
+HOUSEKEEPER = "phonefleet-housekeeper"
+NODE_ACTOR_PREFIX = "phonefleet-node-"
+
+
+def node_actor_name(node_id: uuid.UUID, shards: int) -> str:
+    """One actor per node by default; with ``shards`` > 0, nodes hash onto that many actors
+    (simulated fleets of hundreds of nodes must not cost a process each)."""
+    if shards <= 0:
+        return f"{NODE_ACTOR_PREFIX}{node_id}"
+    return f"{NODE_ACTOR_PREFIX}shard-{zlib.crc32(node_id.bytes) % shards}"

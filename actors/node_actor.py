@@ -1,0 +1,99 @@
+"""``NodeActor``: the Ray shell around a ``NodeAgent`` for one node (or a shard of nodes).
+
+It provisions and resets devices through the device driver and reconciles on a timer, so a
+reset request lost with a crashed caller is still carried out. In production each phone host
+is a Ray worker node and its NodeActor is pinned there by node affinity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.names import NAMESPACE, node_actor_name
+from scheduler.bootstrap import build_driver, build_services, utc_now
+from scheduler.config import Settings
+from scheduler.services.node_agent import NodeAgent
+
+logger = logging.getLogger(__name__)
+
+
+class NodeActor:
+    def __init__(self, settings: dict[str, Any], node_ids: list[str]) -> None:
+        self._settings = Settings(**settings)
+        self._services = build_services(self._settings)
+        self._agent = NodeAgent(self._services.uow, build_driver(self._settings), utc_now)
+        for node_id in node_ids:
+            self._agent.adopt(uuid.UUID(node_id))
+        self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self._agent.reconcile()
+            except Exception:
+                logger.exception("node reconcile failed")
+            await asyncio.sleep(self._settings.node_reconcile_seconds)
+
+    async def adopt(self, node_id: str) -> None:
+        self._agent.adopt(uuid.UUID(node_id))
+
+    async def provision(self, node_id: str, device_ids: Sequence[str]) -> int:
+        return await self._agent.provision(uuid.UUID(node_id), [uuid.UUID(d) for d in device_ids])
+
+    async def reset(self, node_id: str, device_ids: Sequence[str]) -> int:
+        return await self._agent.reset(uuid.UUID(node_id), [uuid.UUID(d) for d in device_ids])
+
+    async def node_ids(self) -> list[str]:
+        return [str(n) for n in self._agent.node_ids]
+
+
+RemoteNodeActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(NodeActor)
+
+
+def node_actor_handle(settings: Settings, node_id: uuid.UUID) -> Any:
+    """The actor serving ``node_id``, created (detached) on first use."""
+    name = node_actor_name(node_id, settings.node_actor_shards)
+    return RemoteNodeActor.options(  # type: ignore[attr-defined]
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(settings.model_dump(mode="json"), [str(node_id)])
+
+
+class RayDeviceLifecycle:
+    """``DeviceLifecycle`` over node actors: provisioning is awaited (admin path), resets are
+    fire-and-forget (the release path never waits on a node)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._handles: dict[uuid.UUID, Any] = {}
+
+    def _handle(self, node_id: uuid.UUID) -> Any:
+        handle = self._handles.get(node_id)
+        if handle is None:
+            handle = self._handles[node_id] = node_actor_handle(self._settings, node_id)
+            handle.adopt.remote(str(node_id))
+        return handle
+
+    def ensure_actors(self, node_ids: Sequence[uuid.UUID]) -> None:
+        """Make sure every node has its actor (after a cluster restart, say)."""
+        for node_id in node_ids:
+            self._handle(node_id)
+
+    async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
+        await self._handle(node_id).provision.remote(str(node_id), [str(d) for d in device_ids])
+
+    def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
+        try:
+            self._handle(node_id).reset.remote(str(node_id), [str(d) for d in device_ids])
+        except Exception:
+            # The node actor reconciles resetting devices on its timer; nothing is lost.
+            logger.exception("could not reach the node actor of %s", node_id)
+            self._handles.pop(node_id, None)

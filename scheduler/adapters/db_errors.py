@@ -1,0 +1,48 @@
+"""Translate PostgreSQL errors into domain errors, keyed on the named constraint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+from scheduler.domain import errors
+
+CONSTRAINT_ERRORS: dict[str, type[errors.SchedulerError]] = {
+    "tenants_name_unique_v1": errors.AlreadyExists,
+    "nodes_name_unique_v1": errors.AlreadyExists,
+    "devices_name_unique_v1": errors.AlreadyExists,
+    "devices_adb_endpoint_unique_v1": errors.AlreadyExists,
+    "allocations_one_active_per_device_v1": errors.NoCapacity,
+    "tenants_usage_within_quota_v1": errors.QuotaExceeded,
+    "usage_records_one_per_allocation_v1": errors.AllocationNotActive,
+    "api_tokens_hash_unique_v1": errors.AlreadyExists,
+}
+
+CONSTRAINT_DETAILS = {
+    "allocations_one_active_per_device_v1": "the device was leased by a concurrent request",
+    "tenants_usage_within_quota_v1": "the tenant's quota does not admit this",
+    "usage_records_one_per_allocation_v1": "the allocation has already ended",
+}
+
+
+def constraint_of(error: sa_exc.DBAPIError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Raise the domain error a violated constraint stands for; infrastructure faults become
+    ``InfrastructureError``."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        name = constraint_of(exc)
+        error = CONSTRAINT_ERRORS.get(name or "")
+        if error is None:
+            raise
+        raise error(CONSTRAINT_DETAILS.get(name or "", f"{error.__doc__} ({name})")) from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise errors.InfrastructureError("the database is unavailable") from exc

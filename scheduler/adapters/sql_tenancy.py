@@ -1,0 +1,183 @@
+"""SQL repositories of tenants (with their quota), API tokens and idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from scheduler.adapters.sql_base import SqlRepository, as_json, sql
+from scheduler.domain.identity import Principal, Role
+from scheduler.domain.resources import Resources
+from scheduler.domain.tenants import Tenant
+
+
+def tenant_from_row(row: RowMapping) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        name=row["name"],
+        tier=row["tier"],
+        max_devices=row["max_devices"],
+        quota=Resources(row["max_cpu_cores"], row["max_memory_mb"], row["max_storage_mb"]),
+        used_devices=row["used_devices"],
+        used=Resources(row["used_cpu_cores"], row["used_memory_mb"], row["used_storage_mb"]),
+        created_at=row["created_at"],
+    )
+
+
+class SqlTenantRepository(SqlRepository):
+    async def add(self, tenant: Tenant) -> None:
+        await self._rows(
+            sql(
+                "INSERT INTO tenants (id, name, tier, max_devices, max_cpu_cores, max_memory_mb,"
+                " max_storage_mb, created_at) VALUES (:id, :name, :tier, :maxd, :cpu, :mem, :sto,"
+                " :created_at)"
+            ),
+            {
+                "id": tenant.id,
+                "name": tenant.name,
+                "tier": tenant.tier,
+                "maxd": tenant.max_devices,
+                "cpu": tenant.quota.cpu_cores,
+                "mem": tenant.quota.memory_mb,
+                "sto": tenant.quota.storage_mb,
+                "created_at": tenant.created_at,
+            },
+        )
+
+    async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
+        row = await self._row(sql("SELECT * FROM tenants WHERE id = :id"), {"id": tenant_id})
+        return tenant_from_row(row) if row else None
+
+    async def lock(self, tenant_id: uuid.UUID) -> Tenant | None:
+        row = await self._row(
+            sql("SELECT * FROM tenants WHERE id = :id FOR UPDATE"), {"id": tenant_id}
+        )
+        return tenant_from_row(row) if row else None
+
+    async def get_by_name(self, name: str) -> Tenant | None:
+        row = await self._row(sql("SELECT * FROM tenants WHERE name = :name"), {"name": name})
+        return tenant_from_row(row) if row else None
+
+    async def list(self) -> list[Tenant]:
+        return [
+            tenant_from_row(r) for r in await self._rows(sql("SELECT * FROM tenants ORDER BY name"))
+        ]
+
+    async def charge(self, tenant_id: uuid.UUID, resources: Resources) -> bool:
+        """The conditional update is the quota check: no row comes back when it would
+        overflow, and the table's CHECK constraint backs it up."""
+        row = await self._row(
+            sql(
+                "UPDATE tenants SET used_devices = used_devices + 1,"
+                " used_cpu_cores = used_cpu_cores + :cpu, used_memory_mb = used_memory_mb + :mem,"
+                " used_storage_mb = used_storage_mb + :sto WHERE id = :id"
+                " AND used_devices + 1 <= max_devices AND used_cpu_cores + :cpu <= max_cpu_cores + 1e-6"
+                " AND used_memory_mb + :mem <= max_memory_mb AND used_storage_mb + :sto <= max_storage_mb"
+                " RETURNING id"
+            ),
+            {
+                "id": tenant_id,
+                "cpu": resources.cpu_cores,
+                "mem": resources.memory_mb,
+                "sto": resources.storage_mb,
+            },
+        )
+        return row is not None
+
+    async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None:
+        await self._rows(
+            sql(
+                "UPDATE tenants SET used_devices = used_devices - 1,"
+                " used_cpu_cores = greatest(used_cpu_cores - :cpu, 0),"
+                " used_memory_mb = used_memory_mb - :mem, used_storage_mb = used_storage_mb - :sto"
+                " WHERE id = :id"
+            ),
+            {
+                "id": tenant_id,
+                "cpu": resources.cpu_cores,
+                "mem": resources.memory_mb,
+                "sto": resources.storage_mb,
+            },
+        )
+
+
+class SqlTokenRepository(SqlRepository):
+    async def add(
+        self, token_hash: bytes, tenant_id: uuid.UUID, user_id: str, role: Role, now: datetime
+    ) -> None:
+        await self._rows(
+            sql(
+                "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at)"
+                " VALUES (:id, :hash, :tenant_id, :user_id, :role, :now)"
+            ),
+            {
+                "id": uuid.uuid4(),
+                "hash": token_hash,
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "role": role.value,
+                "now": now,
+            },
+        )
+
+    async def principal_for(self, token_hash: bytes) -> Principal | None:
+        row = await self._row(
+            sql(
+                "SELECT tenant_id, user_id, role FROM api_tokens WHERE token_hash = :hash"
+                " AND revoked_at IS NULL"
+            ),
+            {"hash": token_hash},
+        )
+        return Principal(row["tenant_id"], row["user_id"], Role(row["role"])) if row else None
+
+
+class SqlIdempotencyRepository(SqlRepository):
+    async def begin(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> tuple[str, str | None, dict[str, Any] | None] | None:
+        """Insert the key; a concurrent first request holding it makes this wait for its
+        outcome, so a retry sees either the committed result or a free key."""
+        params = {
+            "tenant_id": principal.tenant_id,
+            "user_id": principal.user_id,
+            "key": key,
+            "operation": operation,
+            "hash": request_hash,
+            "now": now,
+        }
+        claimed = await self._row(
+            sql(
+                "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
+                " request_hash, created_at) VALUES (:tenant_id, :user_id, :key, :operation, :hash,"
+                " :now) ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key"
+            ),
+            params,
+        )
+        if claimed is not None:
+            return None
+        row = await self._row(
+            sql(
+                "SELECT operation, request_hash, response_body FROM idempotency_keys"
+                " WHERE tenant_id = :tenant_id AND principal_user_id = :user_id AND key = :key"
+            ),
+            params,
+        )
+        assert row is not None
+        return row["operation"], row["request_hash"], row["response_body"]
+
+    async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None:
+        await self._rows(
+            sql(
+                "UPDATE idempotency_keys SET response_status = 201, response_body = CAST(:body AS jsonb)"
+                " WHERE tenant_id = :tenant_id AND principal_user_id = :user_id AND key = :key"
+            ),
+            {
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "key": key,
+                "body": as_json(result),
+            },
+        )

@@ -1,0 +1,96 @@
+"""The composition root: builds every client and adapter of a process from its settings.
+
+Nothing here runs at import time; each entrypoint (Serve replica, actor, CLI, test) calls
+``build_services`` once and closes what it built with ``Services.close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from scheduler.adapters.redis_events import RedisEventStream
+from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
+from scheduler.adapters.sql_unit_of_work import SqlUnitOfWork
+from scheduler.config import Settings
+from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
+from scheduler.services.ports import DeviceDriver, DeviceLifecycle, UnitOfWork
+from scheduler.services.tenancy import TokenAuthenticator
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """Every port of one process, wired to its adapters."""
+
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    events: RedisEventStream
+    lifecycle: DeviceLifecycle
+    authenticator: TokenAuthenticator
+    clock: Callable[[], datetime]
+
+    def uow(self) -> UnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Whether PostgreSQL and Redis answer."""
+        checks = {"postgres": False, "redis": False}
+        with contextlib.suppress(Exception):
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["postgres"] = True
+        with contextlib.suppress(Exception):
+            checks["redis"] = bool(await self.redis.ping())
+        return checks
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def build_driver(settings: Settings) -> DeviceDriver:
+    return SimulatedDeviceDriver(settings.device_provision_seconds, settings.device_reset_seconds)
+
+
+def build_services(
+    settings: Settings,
+    lifecycle_factory: Callable[[Services], DeviceLifecycle] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Services:
+    """Wire a process. Without ``lifecycle_factory`` the node agents run in this process."""
+    database_url, redis_url = settings.require_urls()
+    engine = create_async_engine(
+        database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+    )
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        redis=redis,
+        events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
+        lifecycle=None,  # type: ignore[arg-type]  # set just below; needs the services
+        authenticator=None,  # type: ignore[arg-type]
+        clock=clock,
+    )
+    services.authenticator = TokenAuthenticator(services.uow, settings.token_cache_seconds)
+    if lifecycle_factory is None:
+        agent = NodeAgent(services.uow, build_driver(settings), clock)
+        services.lifecycle = InProcessDeviceLifecycle(agent)
+    else:
+        services.lifecycle = lifecycle_factory(services)
+    return services

@@ -1,0 +1,54 @@
+"""Settings, read from ``PHONEFLEET_*`` environment variables by entrypoints only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EVENTS_STREAM = "phonefleet:events"
+
+
+class Settings(BaseSettings):
+    """Everything a PhoneFleet process needs to know; built once per process."""
+
+    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_", extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_token: str | None = None
+    http_port: int = 8000
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".phonefleet")
+
+    db_pool_size: int = 10
+    token_cache_seconds: float = 10.0
+    events_stream: str = DEFAULT_EVENTS_STREAM
+    events_stream_maxlen: int = 1_000_000
+
+    device_reset_seconds: float = 2.0
+    device_provision_seconds: float = 0.0
+    node_reconcile_seconds: float = 5.0
+    node_actor_shards: int = 0
+    adb_host: str = "127.0.0.1"
+
+    outbox_relay_seconds: float = 0.2
+    housekeeper_max_sleep_seconds: float = 1.0
+    job_tick_retention_seconds: float = 3600.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, url: str | None) -> str | None:
+        """Accept plain ``postgresql://`` URLs and point them at the psycopg 3 driver."""
+        if url is None:
+            return None
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def require_urls(self) -> tuple[str, str]:
+        """The database and Redis URLs, which every running component needs."""
+        if not self.database_url or not self.redis_url:
+            raise RuntimeError("PHONEFLEET_DATABASE_URL and PHONEFLEET_REDIS_URL must be set")
+        return self.database_url, self.redis_url

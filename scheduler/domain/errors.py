@@ -1,0 +1,122 @@
+"""The scheduler's error hierarchy: each error names a condition and carries a stable code.
+
+Errors cross Ray actor boundaries, so every class keeps the one-argument constructor that
+``Exception`` pickles with. The docstring is the default detail.
+"""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """The scheduler could not do what was asked."""
+
+    code = "scheduler_error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or (self.__doc__ or self.code).strip())
+
+    @property
+    def detail(self) -> str:
+        return str(self.args[0])
+
+
+class NotFound(SchedulerError):
+    """The resource does not exist or is not visible to the caller."""
+
+    code = "not_found"
+
+
+class AllocationNotFound(NotFound):
+    """No such allocation is visible to the caller."""
+
+    code = "allocation_not_found"
+
+
+class DeviceNotFound(NotFound):
+    """No such device exists."""
+
+    code = "device_not_found"
+
+
+class NodeNotFound(NotFound):
+    """No such node exists."""
+
+    code = "node_not_found"
+
+
+class TenantNotFound(NotFound):
+    """No such tenant exists."""
+
+    code = "tenant_not_found"
+
+
+class Conflict(SchedulerError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+
+
+class NoCapacity(Conflict):
+    """No available device matches the request."""
+
+    code = "no_capacity"
+
+
+class NodeCapacityExceeded(Conflict):
+    """The node has no room for these devices."""
+
+    code = "node_capacity_exceeded"
+
+
+class AllocationNotActive(Conflict):
+    """The allocation has already ended."""
+
+    code = "allocation_not_active"
+
+
+class AlreadyExists(Conflict):
+    """A resource with that name already exists."""
+
+    code = "already_exists"
+
+
+class InvalidTransition(Conflict):
+    """The resource cannot move to that state from its current one."""
+
+    code = "invalid_transition"
+
+
+class QuotaExceeded(SchedulerError):
+    """The tenant's quota does not admit this request."""
+
+    code = "quota_exceeded"
+
+
+class Unauthenticated(SchedulerError):
+    """A valid bearer token is required."""
+
+    code = "unauthorized"
+
+
+class Forbidden(SchedulerError):
+    """The caller's role does not allow this."""
+
+    code = "forbidden"
+
+
+class InvalidRequest(SchedulerError):
+    """The request is well formed but not acceptable."""
+
+    code = "invalid_request"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """The Idempotency-Key was already used with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class InfrastructureError(SchedulerError):
+    """A backing service (PostgreSQL, Redis, Ray) is unavailable."""
+
+    code = "service_unavailable"

@@ -1,0 +1,37 @@
+"""Outbox events: every state change is recorded as one, in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ALLOCATION_GRANTED = "allocation.granted"
+ALLOCATION_RELEASED = "allocation.released"
+ALLOCATION_EXPIRED = "allocation.expired"
+ALLOCATION_REVOKED = "allocation.revoked"
+DEVICE_PROVISIONED = "device.provisioned"
+DEVICE_RESET_STARTED = "device.reset_started"
+DEVICE_READY = "device.ready"
+NODE_REGISTERED = "node.registered"
+NODE_CORDONED = "node.cordoned"
+NODE_UNCORDONED = "node.uncordoned"
+TENANT_CREATED = "tenant.created"
+
+ENDED_EVENT = {
+    "released": ALLOCATION_RELEASED,
+    "expired": ALLOCATION_EXPIRED,
+    "revoked": ALLOCATION_REVOKED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A past-tense fact with a stable id, relayed at least once to the event stream."""
+
+    type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+    id: uuid.UUID = field(default_factory=uuid.uuid4)

@@ -1,0 +1,92 @@
+"""Nodes and the devices on them: states, capacity checks and ADB endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from scheduler.domain.errors import NodeCapacityExceeded
+from scheduler.domain.resources import Resources, Taint
+
+
+class NodeStatus(StrEnum):
+    READY = "ready"
+    CORDONED = "cordoned"
+    DRAINING = "draining"
+    MAINTENANCE = "maintenance"
+    OFFLINE = "offline"
+
+
+class DeviceStatus(StrEnum):
+    PROVISIONING = "provisioning"
+    AVAILABLE = "available"
+    ALLOCATED = "allocated"
+    RESETTING = "resetting"
+    MAINTENANCE = "maintenance"
+    FAILED = "failed"
+    RETIRED = "retired"
+
+
+#: Devices that still occupy their node's capacity.
+OCCUPYING_STATUSES = tuple(s.value for s in DeviceStatus if s is not DeviceStatus.RETIRED)
+
+ADB_BASE_PORT = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    resources: Resources
+    max_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: uuid.UUID
+    name: str
+    capacity: NodeCapacity
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    status: NodeStatus
+    host: str
+    created_at: datetime
+    last_heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    resources: Resources
+    android_version: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: uuid.UUID
+    node_id: uuid.UUID
+    name: str
+    status: DeviceStatus
+    spec: DeviceSpec
+    adb_host: str
+    adb_port: int
+    created_at: datetime
+
+
+def check_node_room(
+    capacity: NodeCapacity, used: Resources, used_devices: int, adding: Resources, count: int
+) -> None:
+    """Raises:
+    NodeCapacityExceeded: the node cannot hold ``count`` more devices of that size.
+    """
+    if used_devices + count > capacity.max_devices:
+        raise NodeCapacityExceeded(
+            f"node holds {used_devices} of {capacity.max_devices} devices; cannot add {count}"
+        )
+    total = used + Resources(
+        adding.cpu_cores * count, adding.memory_mb * count, adding.storage_mb * count
+    )
+    if not total.fits_within(capacity.resources):
+        raise NodeCapacityExceeded(
+            f"node capacity {capacity.resources} cannot hold {count} more devices of {adding}"
+        )

@@ -1,0 +1,148 @@
+"""Periodic jobs: lease expiry at the due second, the outbox relay and ledger pruning.
+
+Each job run claims its tick in the job ledger inside the same transaction as its work, so
+two live housekeepers never run one tick twice; the work itself is also guarded by row
+conditions, so a tick run late or twice could still not end a lease twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler.services.allocations import end_due_allocations, next_expiry
+from scheduler.services.commands import Release
+from scheduler.services.ports import DeviceLifecycle, EventStream, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+EXPIRE_JOB = "expire-allocations"
+RELAY_JOB = "relay-outbox"
+PRUNE_JOB = "prune-job-ticks"
+PRUNE_EVERY_SECONDS = 60.0
+
+
+def tick_of(now: datetime, interval_seconds: float) -> int:
+    """The ledger tick a run at ``now`` belongs to, for a job run every ``interval_seconds``."""
+    return math.floor(now.timestamp() / interval_seconds)
+
+
+async def relay_outbox(
+    uow_factory: UnitOfWorkFactory,
+    stream: EventStream,
+    *,
+    now: datetime,
+    owner: str,
+    interval_seconds: float,
+    limit: int = 1000,
+) -> int:
+    """Publish unrelayed outbox events (at least once, in order, each with its id)."""
+    async with uow_factory() as uow:
+        if not await uow.jobs.claim_tick(RELAY_JOB, tick_of(now, interval_seconds), owner, now):
+            return 0
+        batch = await uow.outbox.claim_unrelayed(limit)
+        if batch:
+            await stream.publish(batch)
+            await uow.outbox.mark_relayed([seq for seq, _ in batch], now)
+        await uow.commit()
+    return len(batch)
+
+
+async def run_expiry(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> list[Release]:
+    """Expire every lease due by ``now`` under the ledger tick of this second."""
+    uow = uow_factory()
+    async with uow:
+        if not await uow.jobs.claim_tick(EXPIRE_JOB, tick_of(now, 1.0), owner, now):
+            return []
+        ended = await end_due_allocations(uow, now=now)
+        await uow.commit()
+    return ended
+
+
+async def prune_ledger(
+    uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, retention_seconds: float
+) -> int:
+    async with uow_factory() as uow:
+        if not await uow.jobs.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
+            return 0
+        pruned = await uow.jobs.prune(now - timedelta(seconds=retention_seconds))
+        await uow.commit()
+    return pruned
+
+
+def request_resets(lifecycle: DeviceLifecycle, releases: list[Release]) -> None:
+    """Start the reset of every device whose lease just ended, one request per node."""
+    by_node = defaultdict(list)
+    for release in releases:
+        by_node[release.node_id].append(release.device_id)
+    for node_id, device_ids in by_node.items():
+        lifecycle.request_reset(node_id, device_ids)
+
+
+@dataclass
+class HousekeeperConfig:
+    relay_seconds: float
+    max_sleep_seconds: float
+    retention_seconds: float
+
+
+class Housekeeper:
+    """The periodic jobs as one ``tick(now)`` and a ``seconds_until_next(now)``; the Ray actor
+    only loops over them."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        stream: EventStream,
+        lifecycle: DeviceLifecycle,
+        config: HousekeeperConfig,
+        owner: str,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._stream = stream
+        self._lifecycle = lifecycle
+        self._config = config
+        self._owner = owner
+        self._next_expiry: datetime | None = None
+        self.expired_total = 0
+        self.relayed_total = 0
+
+    async def tick(self, now: datetime) -> None:
+        """Run whatever is due; each job fails alone and is retried next tick."""
+        try:
+            if self._next_expiry is None or self._next_expiry <= now:
+                ended = await run_expiry(self._uow_factory, now=now, owner=self._owner)
+                self.expired_total += len(ended)
+                request_resets(self._lifecycle, ended)
+            self._next_expiry = await next_expiry(self._uow_factory())
+        except Exception:
+            logger.exception("lease expiry failed")
+        try:
+            self.relayed_total += await relay_outbox(
+                self._uow_factory,
+                self._stream,
+                now=now,
+                owner=self._owner,
+                interval_seconds=self._config.relay_seconds,
+            )
+        except Exception:
+            logger.exception("outbox relay failed")
+        try:
+            await prune_ledger(
+                self._uow_factory,
+                now=now,
+                owner=self._owner,
+                retention_seconds=self._config.retention_seconds,
+            )
+        except Exception:
+            logger.exception("job ledger pruning failed")
+
+    def seconds_until_next(self, now: datetime) -> float:
+        """Sleep until the next lease is due, but never past the relay interval."""
+        wait = self._config.relay_seconds
+        if self._next_expiry is not None:
+            wait = min(wait, (self._next_expiry - now).total_seconds())
+        return max(0.0, min(wait, self._config.max_sleep_seconds))

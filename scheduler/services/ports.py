@@ -1,0 +1,174 @@
+"""The interfaces the use cases need; adapters implement them, bootstrap picks which."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from placement.model import CandidateDevices
+from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
+from scheduler.domain.events import Event
+from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
+from scheduler.domain.identity import Principal, Role, Scope
+from scheduler.domain.resources import DeviceRequirements, Resources
+from scheduler.domain.tenants import Tenant
+from scheduler.services.commands import AllocationFilter, Page
+
+
+class TenantRepository(Protocol):
+    async def add(self, tenant: Tenant) -> None: ...
+    async def get(self, tenant_id: uuid.UUID) -> Tenant | None: ...
+    async def lock(self, tenant_id: uuid.UUID) -> Tenant | None:
+        """Read the tenant and hold its row until the transaction ends."""
+        ...
+
+    async def get_by_name(self, name: str) -> Tenant | None: ...
+    async def list(self) -> list[Tenant]: ...
+    async def charge(self, tenant_id: uuid.UUID, resources: Resources) -> bool:
+        """Add one device of ``resources`` to usage if the quota admits it."""
+        ...
+
+    async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None: ...
+
+
+class TokenRepository(Protocol):
+    async def add(
+        self, token_hash: bytes, tenant_id: uuid.UUID, user_id: str, role: Role, now: datetime
+    ) -> None: ...
+    async def principal_for(self, token_hash: bytes) -> Principal | None: ...
+
+
+class NodeRepository(Protocol):
+    async def add(self, node: Node) -> None: ...
+    async def get(self, node_id: uuid.UUID, *, lock: bool = False) -> Node | None: ...
+    async def list(self) -> list[Node]: ...
+    async def set_status(self, node_id: uuid.UUID, status: NodeStatus) -> Node | None: ...
+    async def heartbeat(self, node_ids: Sequence[uuid.UUID], now: datetime) -> None: ...
+    async def device_usage(self, node_id: uuid.UUID) -> tuple[Resources, int]: ...
+    async def device_counts(self) -> dict[uuid.UUID, dict[str, int]]: ...
+
+
+class DeviceRepository(Protocol):
+    async def add_many(self, devices: Sequence[Device]) -> None: ...
+    async def get(self, device_id: uuid.UUID) -> Device | None: ...
+    async def candidates(self, requirements: DeviceRequirements) -> CandidateDevices: ...
+    async def claim_first(self, ranked_ids: Sequence[Any], now: datetime) -> Device | None:
+        """Mark the first still-available device of ``ranked_ids`` allocated, skipping any
+        another transaction holds."""
+        ...
+
+    async def transition(
+        self,
+        device_ids: Sequence[uuid.UUID],
+        source: DeviceStatus,
+        target: DeviceStatus,
+        now: datetime,
+    ) -> list[Device]: ...
+    async def list_available(
+        self, labels: dict[str, str], limit: int, cursor: str | None
+    ) -> Page[Device]: ...
+    async def in_status(
+        self, node_ids: Sequence[uuid.UUID], statuses: Sequence[DeviceStatus]
+    ) -> list[Device]: ...
+    async def next_adb_port(self, host: str) -> int: ...
+
+
+class AllocationRepository(Protocol):
+    async def add(self, allocation: Allocation, idempotency_key: str | None) -> None: ...
+    async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
+    async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
+    async def end(
+        self,
+        allocation_id: uuid.UUID,
+        status: AllocationStatus,
+        ended_at: datetime,
+        reason: str,
+    ) -> Allocation | None:
+        """End the lease if it is still active; ``None`` when something else ended it."""
+        ...
+
+    async def lock_due(self, now: datetime, limit: int) -> list[Allocation]: ...
+    async def next_expiry(self) -> datetime | None: ...
+    async def list(self, scope: Scope, query: AllocationFilter) -> Page[Allocation]: ...
+    async def stats(self, scope: Scope, now: datetime) -> dict[str, Any]: ...
+
+
+class UsageRepository(Protocol):
+    async def add(self, record: UsageRecord, now: datetime) -> None: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, events: Sequence[Event]) -> None: ...
+    async def claim_unrelayed(self, limit: int) -> list[tuple[int, Event]]: ...
+    async def mark_relayed(self, seqs: Sequence[int], now: datetime) -> None: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def begin(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> tuple[str, str | None, dict[str, Any] | None] | None:
+        """Claim the key; return ``None`` when claimed, else the first request's
+        ``(operation, request_hash, stored_result)``."""
+        ...
+
+    async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None: ...
+
+
+class JobLedger(Protocol):
+    async def claim_tick(self, job: str, tick: int, owner: str, now: datetime) -> bool: ...
+    async def prune(self, before: datetime) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: ``async with uow: ...; await uow.commit()``; leaving rolls back."""
+
+    tenants: TenantRepository
+    tokens: TokenRepository
+    nodes: NodeRepository
+    devices: DeviceRepository
+    allocations: AllocationRepository
+    usage: UsageRepository
+    outbox: OutboxRepository
+    idempotency: IdempotencyRepository
+    jobs: JobLedger
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class EventStream(Protocol):
+    """Where relayed outbox events go (a Redis Stream in production)."""
+
+    async def publish(self, events: Sequence[tuple[int, Event]]) -> None: ...
+
+
+class DeviceLifecycle(Protocol):
+    """Drives device work on the nodes (provisioning, resets) after the database decided."""
+
+    async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
+        """Provision and wait until the devices are ready."""
+        ...
+
+    def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
+        """Ask for a reset without waiting; the node reconciles anything lost."""
+        ...
+
+
+class DeviceDriver(Protocol):
+    """Talks to the phones on a node (a simulated driver by default)."""
+
+    async def provision(self, devices: Sequence[Device]) -> None: ...
+    async def reset(self, devices: Sequence[Device]) -> None: ...

@@ -1,0 +1,22 @@
+"""``create_app(services)``: the FastAPI application, plain and testable without Ray."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from scheduler.bootstrap import Services
+from serve.errors import install_error_handlers
+from serve.routes import admin, allocations, devices, health, nodes
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="PhoneFleet",
+        version="0.1.0",
+        description="Allocation scheduler for cloud-phone fleets.",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (health.router, admin.router, nodes.router, devices.router, allocations.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,51 @@
+"""The Ray Serve application: one FastAPI ingress deployment, built on each replica.
+
+``app_builder(args)`` is the import path for ``serve run`` / ``serve deploy``
+(``serve.deployment:app_builder``). Each replica opens its own database pool and Redis
+client once, in its constructor, and serves the plain ``create_app`` FastAPI app; requests
+take at most one actor hop (a fire-and-forget reset after a release).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from actors.node_actor import RayDeviceLifecycle
+from scheduler.bootstrap import Services, build_services
+from scheduler.config import Settings
+from serve.app import create_app
+
+APP_NAME = "phonefleet"
+SERVE_OPTIONS = ("num_replicas", "max_ongoing_requests")
+
+
+class PhoneFleetIngress:
+    """A replica: its services, and the FastAPI app over them."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._settings = Settings(**settings)
+        self._services: Services = build_services(
+            self._settings, lifecycle_factory=lambda built: RayDeviceLifecycle(built.settings)
+        )
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self._services)
+
+    async def __del__(self) -> None:
+        await self._services.close()
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Build the application from ``args``: any ``Settings`` field (``database_url``,
+    ``redis_url``, …) plus ``num_replicas`` and ``max_ongoing_requests``."""
+    settings = {k: v for k, v in args.items() if k not in SERVE_OPTIONS}
+    deployment = serve.deployment(
+        name="PhoneFleetIngress",
+        num_replicas=int(args.get("num_replicas", 1)),
+        max_ongoing_requests=int(args.get("max_ongoing_requests", 256)),
+        ray_actor_options={"num_cpus": 0},
+    )(serve.ingress()(PhoneFleetIngress))
+    return deployment.bind(Settings(**settings).model_dump(mode="json"))

@@ -1,0 +1,70 @@
+"""Allocation routes: listing, one allocation, statistics, and the admin expiry sweep."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from scheduler.domain.identity import require_admin
+from scheduler.services import allocations
+from scheduler.services.commands import AllocationFilter
+from scheduler.services.housekeeping import request_resets
+from serve.deps import PrincipalDep, ServicesDep
+from serve.schemas import AllocationOut, AllocationPage, CountOut
+
+router = APIRouter(prefix="/scheduler/allocations", tags=["allocations"])
+
+Status = Literal["active", "released", "expired", "revoked"]
+
+
+@router.get("", response_model=AllocationPage)
+async def list_allocations(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    userId: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AllocationPage:
+    page = await allocations.list_allocations(
+        services.uow(), principal, AllocationFilter(userId, status, limit, cursor)
+    )
+    return AllocationPage(
+        items=[AllocationOut.of(a) for a in page.items],
+        total=page.total,
+        nextCursor=page.next_cursor,
+    )
+
+
+@router.get("/stats")
+async def stats(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    raw = await allocations.allocation_stats(services.uow(), principal, now=services.clock())
+    return {
+        "total": raw["total"],
+        "active": raw["active"],
+        "released": raw["released"],
+        "expired": raw["expired"],
+        "revoked": raw["revoked"],
+        "expiringSoon": raw["expiring_soon"],
+        "users": raw["users"],
+        "averageDurationSeconds": raw["avg_duration_seconds"],
+    }
+
+
+@router.post("/release-expired", response_model=CountOut)
+async def release_expired(principal: PrincipalDep, services: ServicesDep) -> CountOut:
+    require_admin(principal)
+    ended = await allocations.expire_due_allocations(services.uow(), now=services.clock())
+    request_resets(services.lifecycle, ended)
+    return CountOut(count=len(ended))
+
+
+@router.get("/{allocation_id}", response_model=AllocationOut)
+async def get_allocation(
+    allocation_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
+) -> AllocationOut:
+    return AllocationOut.of(
+        await allocations.get_allocation(services.uow(), principal, allocation_id)
+    )

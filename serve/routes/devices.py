@@ -1,0 +1,64 @@
+"""Device routes: allocate, release, and list what is available."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from scheduler.domain.errors import InvalidRequest
+from scheduler.services import allocations, fleet
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.schemas import AllocateIn, DeviceOut, DevicePage, GrantOut, ReleaseIn, ReleaseOut
+
+router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
+
+
+@router.post("/allocate", status_code=201, response_model=GrantOut)
+async def allocate(
+    body: AllocateIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> GrantOut:
+    grant = await allocations.allocate_device(
+        services.uow(), principal, body.to_command(), now=services.clock(), idempotency_key=key
+    )
+    return GrantOut.of(grant)
+
+
+@router.post("/release", response_model=ReleaseOut)
+async def release(body: ReleaseIn, principal: PrincipalDep, services: ServicesDep) -> ReleaseOut:
+    released = await allocations.release_allocation(
+        services.uow(),
+        principal,
+        allocation_id=body.allocationId,
+        device_id=body.deviceId,
+        now=services.clock(),
+    )
+    services.lifecycle.request_reset(released.node_id, [released.device_id])
+    return ReleaseOut.of(released)
+
+
+def parse_labels(labels: list[str]) -> dict[str, str]:
+    """Raises:
+    InvalidRequest: a label is not ``key:value``.
+    """
+    parsed = {}
+    for label in labels:
+        key, sep, value = label.partition(":")
+        if not sep or not key:
+            raise InvalidRequest(f"label filter {label!r} must be key:value")
+        parsed[key] = value
+    return parsed
+
+
+@router.get("/available", response_model=DevicePage)
+async def available(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    label: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+) -> DevicePage:
+    page = await fleet.list_available_devices(services.uow(), parse_labels(label), limit, cursor)
+    return DevicePage(
+        items=[DeviceOut.of(d) for d in page.items], total=page.total, nextCursor=page.next_cursor
+    )

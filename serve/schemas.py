@@ -1,0 +1,405 @@
+"""Request and response bodies of the HTTP API, in the original platform's camelCase."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scheduler.domain.allocations import (
+    DEFAULT_DURATION_MINUTES,
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+    Allocation,
+)
+from scheduler.domain.fleet import Device, Node
+from scheduler.domain.resources import DeviceRequirements, Resources, Taint, Toleration
+from scheduler.domain.tenants import Tenant
+from scheduler.services.commands import (
+    AddDevices,
+    AllocateDevice,
+    CreateTenant,
+    Grant,
+    RegisterNode,
+    Release,
+)
+
+Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+UserId = Field(min_length=1, max_length=200)
+Labels = dict[str, str]
+
+
+class Body(BaseModel):
+    """Request bodies reject unknown fields, so a misspelt field is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---- tenants and tokens ----------------------------------------------------------------
+
+
+class QuotaIn(Body):
+    maxDevices: int = Field(ge=0, le=1_000_000)
+    cpuCores: float = Field(ge=0)
+    memoryMB: int = Field(ge=0)
+    storageMB: int = Field(ge=0)
+
+
+class TenantIn(Body):
+    name: str = Name
+    tier: str = Field(default="standard", min_length=1, max_length=32)
+    quota: QuotaIn
+
+    def to_command(self) -> CreateTenant:
+        q = self.quota
+        return CreateTenant(
+            self.name, q.maxDevices, Resources(q.cpuCores, q.memoryMB, q.storageMB), self.tier
+        )
+
+
+class QuotaOut(Out):
+    maxDevices: int
+    cpuCores: float
+    memoryMB: int
+    storageMB: int
+
+
+class TenantOut(Out):
+    id: uuid.UUID
+    name: str
+    tier: str
+    quota: QuotaOut
+    usage: QuotaOut
+    createdAt: datetime
+
+    @classmethod
+    def of(cls, t: Tenant) -> TenantOut:
+        return cls(
+            id=t.id,
+            name=t.name,
+            tier=t.tier,
+            createdAt=t.created_at,
+            quota=QuotaOut(
+                maxDevices=t.max_devices,
+                cpuCores=t.quota.cpu_cores,
+                memoryMB=t.quota.memory_mb,
+                storageMB=t.quota.storage_mb,
+            ),
+            usage=QuotaOut(
+                maxDevices=t.used_devices,
+                cpuCores=t.used.cpu_cores,
+                memoryMB=t.used.memory_mb,
+                storageMB=t.used.storage_mb,
+            ),
+        )
+
+
+class TokenIn(Body):
+    tenantId: uuid.UUID
+    userId: str = UserId
+    role: Literal["admin", "service", "user"]
+
+
+class TokenOut(Out):
+    token: str
+    tenantId: uuid.UUID
+    userId: str
+    role: str
+
+
+# ---- nodes and devices -----------------------------------------------------------------
+
+
+class ResourcesIn(Body):
+    cpuCores: float = Field(gt=0, le=1024)
+    memoryMB: int = Field(gt=0, le=16_777_216)
+    storageMB: int = Field(gt=0, le=1_073_741_824)
+
+    def resources(self) -> Resources:
+        return Resources(self.cpuCores, self.memoryMB, self.storageMB)
+
+
+class NodeCapacityIn(ResourcesIn):
+    maxDevices: int = Field(gt=0, le=10_000)
+
+
+class TaintIn(Body):
+    key: str = Field(min_length=1, max_length=128)
+    value: str = Field(default="", max_length=128)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodeIn(Body):
+    name: str = Name
+    capacity: NodeCapacityIn
+    labels: Labels = Field(default_factory=dict)
+    taints: list[TaintIn] = Field(default_factory=list, max_length=64)
+    host: str | None = Field(default=None, max_length=253)
+
+    def to_command(self) -> RegisterNode:
+        return RegisterNode(
+            self.name,
+            self.capacity.resources(),
+            self.capacity.maxDevices,
+            dict(self.labels),
+            tuple(Taint(t.key, t.value, t.effect) for t in self.taints),
+            self.host,
+        )
+
+
+class NodeCapacityOut(Out):
+    cpuCores: float
+    memoryMB: int
+    storageMB: int
+    maxDevices: int
+
+
+class NodeOut(Out):
+    id: uuid.UUID
+    name: str
+    status: str
+    capacity: NodeCapacityOut
+    labels: Labels
+    taints: list[dict[str, str]]
+    host: str
+    createdAt: datetime
+    lastHeartbeatAt: datetime | None
+    devices: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, n: Node, devices: dict[str, int] | None = None) -> NodeOut:
+        r = n.capacity.resources
+        return cls(
+            id=n.id,
+            name=n.name,
+            status=n.status.value,
+            labels=n.labels,
+            host=n.host,
+            capacity=NodeCapacityOut(
+                cpuCores=r.cpu_cores,
+                memoryMB=r.memory_mb,
+                storageMB=r.storage_mb,
+                maxDevices=n.capacity.max_devices,
+            ),
+            taints=[{"key": t.key, "value": t.value, "effect": t.effect} for t in n.taints],
+            createdAt=n.created_at,
+            lastHeartbeatAt=n.last_heartbeat_at,
+            devices=devices or {},
+        )
+
+
+class DeviceSpecIn(ResourcesIn):
+    androidVersion: str = Field(min_length=1, max_length=16)
+
+
+class AddDevicesIn(Body):
+    count: int = Field(ge=1, le=1000)
+    spec: DeviceSpecIn
+    labels: Labels = Field(default_factory=dict)
+
+    def to_command(self) -> AddDevices:
+        return AddDevices(
+            self.count, self.spec.resources(), self.spec.androidVersion, dict(self.labels)
+        )
+
+
+class DeviceSpecOut(Out):
+    cpuCores: float
+    memoryMB: int
+    storageMB: int
+    androidVersion: str
+
+
+class DeviceOut(Out):
+    id: uuid.UUID
+    name: str
+    status: str
+    nodeId: uuid.UUID
+    spec: DeviceSpecOut
+    labels: Labels
+    adbHost: str
+    adbPort: int
+
+    @classmethod
+    def of(cls, d: Device) -> DeviceOut:
+        r = d.spec.resources
+        return cls(
+            id=d.id,
+            name=d.name,
+            status=d.status.value,
+            nodeId=d.node_id,
+            labels=d.spec.labels,
+            spec=DeviceSpecOut(
+                cpuCores=r.cpu_cores,
+                memoryMB=r.memory_mb,
+                storageMB=r.storage_mb,
+                androidVersion=d.spec.android_version,
+            ),
+            adbHost=d.adb_host,
+            adbPort=d.adb_port,
+        )
+
+
+class DevicePage(Out):
+    items: list[DeviceOut]
+    total: int
+    nextCursor: str | None
+
+
+# ---- allocations -------------------------------------------------------------------------
+
+
+class TolerationIn(Body):
+    key: str = Field(min_length=1, max_length=128)
+    value: str | None = Field(default=None, max_length=128)
+
+
+class PreferredSpecs(Body):
+    minCpu: float = Field(default=0, ge=0, le=1024)
+    minMemory: int = Field(default=0, ge=0)
+    minStorage: int = Field(default=0, ge=0)
+    androidVersion: str | None = Field(default=None, min_length=1, max_length=16)
+    labels: Labels = Field(default_factory=dict)
+    tolerations: list[TolerationIn] = Field(default_factory=list, max_length=64)
+
+    def requirements(self) -> DeviceRequirements:
+        return DeviceRequirements(
+            self.minCpu,
+            self.minMemory,
+            self.minStorage,
+            self.androidVersion,
+            dict(self.labels),
+            tuple(Toleration(t.key, t.value) for t in self.tolerations),
+        )
+
+
+class AllocateIn(Body):
+    userId: str | None = Field(default=None, min_length=1, max_length=200)
+    durationMinutes: int = Field(
+        default=DEFAULT_DURATION_MINUTES, ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES
+    )
+    preferredSpecs: PreferredSpecs | None = None
+
+    def to_command(self) -> AllocateDevice:
+        specs = self.preferredSpecs or PreferredSpecs()
+        return AllocateDevice(self.userId, self.durationMinutes, specs.requirements())
+
+
+class DeviceSummary(Out):
+    id: uuid.UUID
+    name: str
+    status: str
+    nodeId: uuid.UUID
+
+
+class GrantOut(Out):
+    allocationId: uuid.UUID
+    deviceId: uuid.UUID
+    device: DeviceSummary
+    userId: str
+    tenantId: uuid.UUID
+    allocatedAt: datetime
+    expiresAt: datetime
+    adbHost: str
+    adbPort: int
+
+    @classmethod
+    def of(cls, g: Grant) -> GrantOut:
+        a, d = g.allocation, g.device
+        return cls(
+            allocationId=a.id,
+            deviceId=d.id,
+            device=DeviceSummary(id=d.id, name=d.name, status=d.status.value, nodeId=d.node_id),
+            userId=a.user_id,
+            tenantId=a.tenant_id,
+            allocatedAt=a.allocated_at,
+            expiresAt=a.expires_at,
+            adbHost=d.adb_host,
+            adbPort=d.adb_port,
+        )
+
+
+class ReleaseIn(Body):
+    allocationId: uuid.UUID | None = None
+    deviceId: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReleaseIn:
+        if (self.allocationId is None) == (self.deviceId is None):
+            raise ValueError("give exactly one of allocationId or deviceId")
+        return self
+
+
+class ReleaseOut(Out):
+    allocationId: uuid.UUID
+    deviceId: uuid.UUID
+    durationSeconds: int
+    usageRecordId: uuid.UUID
+
+    @classmethod
+    def of(cls, r: Release) -> ReleaseOut:
+        return cls(
+            allocationId=r.allocation_id,
+            deviceId=r.device_id,
+            durationSeconds=r.duration_seconds,
+            usageRecordId=r.usage_record_id,
+        )
+
+
+class AllocationOut(Out):
+    id: uuid.UUID
+    allocationId: uuid.UUID
+    deviceId: uuid.UUID
+    tenantId: uuid.UUID
+    userId: str
+    status: str
+    allocatedAt: datetime
+    expiresAt: datetime
+    releasedAt: datetime | None
+    endReason: str | None
+    durationMinutes: int
+    extensionCount: int
+
+    @classmethod
+    def of(cls, a: Allocation) -> AllocationOut:
+        return cls(
+            id=a.id,
+            allocationId=a.id,
+            deviceId=a.device_id,
+            tenantId=a.tenant_id,
+            userId=a.user_id,
+            status=a.status.value,
+            allocatedAt=a.allocated_at,
+            expiresAt=a.expires_at,
+            releasedAt=a.ended_at,
+            endReason=a.end_reason,
+            durationMinutes=round((a.expires_at - a.allocated_at).total_seconds() / 60),
+            extensionCount=a.extension_count,
+        )
+
+
+class AllocationPage(Out):
+    items: list[AllocationOut]
+    total: int
+    nextCursor: str | None
+
+
+class CountOut(Out):
+    count: int
+
+
+class Problem(Out):
+    """An ``application/problem+json`` error body."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,120 @@
+"""Builders that make tenants, tokens and fleets through the real HTTP API, with unique
+names and a unique pool label, so tests never depend on each other's rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def new_tenant(
+    client: httpx.AsyncClient,
+    admin: str,
+    *,
+    max_devices: int = 100,
+    cpu: float = 1000,
+    memory_mb: int = 10_000_000,
+    storage_mb: int = 100_000_000,
+) -> dict[str, Any]:
+    r = await client.post(
+        "/scheduler/admin/tenants",
+        headers=auth(admin),
+        json={
+            "name": unique("tenant"),
+            "quota": {
+                "maxDevices": max_devices,
+                "cpuCores": cpu,
+                "memoryMB": memory_mb,
+                "storageMB": storage_mb,
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def new_token(
+    client: httpx.AsyncClient, admin: str, tenant_id: str, user_id: str, role: str = "user"
+) -> str:
+    r = await client.post(
+        "/scheduler/admin/tokens",
+        headers=auth(admin),
+        json={"tenantId": tenant_id, "userId": user_id, "role": role},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+@dataclass
+class Pool:
+    """A node of devices carrying a label no other test uses."""
+
+    node: dict[str, Any]
+    devices: list[dict[str, Any]]
+    label: dict[str, str]
+
+
+async def new_pool(
+    client: httpx.AsyncClient,
+    admin: str,
+    *,
+    devices: int = 3,
+    cpu: float = 2,
+    memory_mb: int = 4096,
+    storage_mb: int = 32768,
+    android: str = "13",
+    max_devices: int | None = None,
+) -> Pool:
+    label = {"pool": unique("pool")}
+    r = await client.post(
+        "/scheduler/nodes",
+        headers=auth(admin),
+        json={
+            "name": unique("node"),
+            "labels": label,
+            "capacity": {
+                "cpuCores": 1024,
+                "memoryMB": 16_000_000,
+                "storageMB": 1_000_000_000,
+                "maxDevices": max_devices or max(devices, 1),
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    node = r.json()
+    created: list[dict[str, Any]] = []
+    if devices:
+        r = await client.post(
+            f"/scheduler/nodes/{node['id']}/devices",
+            headers=auth(admin),
+            json={
+                "count": devices,
+                "spec": {
+                    "cpuCores": cpu,
+                    "memoryMB": memory_mb,
+                    "storageMB": storage_mb,
+                    "androidVersion": android,
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        created = r.json()
+    return Pool(node, created, label)
+
+
+def in_pool(pool: Pool, **body: Any) -> dict[str, Any]:
+    """An allocate body restricted to ``pool``'s devices."""
+    specs = dict(body.pop("preferredSpecs", {}))
+    specs["labels"] = {**specs.get("labels", {}), **pool.label}
+    return {"durationMinutes": 30, **body, "preferredSpecs": specs}
