@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
-from scheduler.adapters.sql_unit_of_work import SqlUnitOfWork
+from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
 from scheduler.services.ports import DeviceDriver, DeviceLifecycle, UnitOfWork
@@ -33,7 +31,7 @@ class Services:
     """Every port of one process, wired to its adapters."""
 
     settings: Settings
-    engine: AsyncEngine
+    database: Database
     redis: Redis
     events: RedisEventStream
     lifecycle: DeviceLifecycle
@@ -41,14 +39,14 @@ class Services:
     clock: Callable[[], datetime]
 
     def uow(self) -> UnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.database)
 
     async def readiness(self) -> dict[str, bool]:
         """Whether PostgreSQL and Redis answer."""
         checks = {"postgres": False, "redis": False}
         with contextlib.suppress(Exception):
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with self.database.connection() as connection:
+                await connection.execute("SELECT 1")
             checks["postgres"] = True
         with contextlib.suppress(Exception):
             checks["redis"] = bool(await self.redis.ping())
@@ -56,7 +54,7 @@ class Services:
 
     async def close(self) -> None:
         await self.redis.aclose()
-        await self.engine.dispose()
+        await self.database.close()
 
 
 def build_driver(settings: Settings) -> DeviceDriver:
@@ -70,17 +68,11 @@ def build_services(
 ) -> Services:
     """Wire a process. Without ``lifecycle_factory`` the node agents run in this process."""
     database_url, redis_url = settings.require_urls()
-    engine = create_async_engine(
-        database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=False,
-        pool_recycle=1800,
-    )
+    database = Database(database_url, max_size=settings.db_pool_size)
     redis = Redis.from_url(redis_url, decode_responses=True)
     services = Services(
         settings=settings,
-        engine=engine,
+        database=database,
         redis=redis,
         events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
         lifecycle=None,  # type: ignore[arg-type]  # set just below; needs the services

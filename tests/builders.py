@@ -118,3 +118,22 @@ def in_pool(pool: Pool, **body: Any) -> dict[str, Any]:
     specs = dict(body.pop("preferredSpecs", {}))
     specs["labels"] = {**specs.get("labels", {}), **pool.label}
     return {"durationMinutes": 30, **body, "preferredSpecs": specs}
+
+
+async def run_sql(services: Any, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+    """Run one statement on the test database outside the API (to set up or inspect rows)."""
+    async with services.database.connection() as conn:
+        cursor = await conn.execute(query, params)
+        rows = await cursor.fetchall() if cursor.description else []
+        await conn.commit()
+        return list(rows)
+
+
+async def force_due(services: Any, allocation_ids: list[Any]) -> None:
+    """Make leases due now, as if their time had run out (started an hour earlier)."""
+    await run_sql(
+        services,
+        "UPDATE allocations SET allocated_at = allocated_at - interval '1 hour',"
+        " expires_at = now() - interval '1 second' WHERE id = ANY(%(ids)s::uuid[])",
+        {"ids": [str(i) for i in allocation_ids]},
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import exc as sa_exc
+import psycopg
+from psycopg import errors as pg_errors
 
 from scheduler.domain import errors
 
@@ -27,22 +28,17 @@ CONSTRAINT_DETAILS = {
 }
 
 
-def constraint_of(error: sa_exc.DBAPIError) -> str | None:
-    diag = getattr(error.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
-
-
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
     """Raise the domain error a violated constraint stands for; infrastructure faults become
-    ``InfrastructureError``."""
+    ``InfrastructureError``. Driver exceptions never leave the adapters."""
     try:
         yield
-    except sa_exc.IntegrityError as exc:
-        name = constraint_of(exc)
-        error = CONSTRAINT_ERRORS.get(name or "")
+    except pg_errors.IntegrityError as exc:
+        name = exc.diag.constraint_name or ""
+        error = CONSTRAINT_ERRORS.get(name)
         if error is None:
             raise
-        raise error(CONSTRAINT_DETAILS.get(name or "", f"{error.__doc__} ({name})")) from exc
-    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise error(CONSTRAINT_DETAILS.get(name, f"{error.__doc__} ({name})")) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise errors.InfrastructureError("the database is unavailable") from exc

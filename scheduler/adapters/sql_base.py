@@ -1,43 +1,51 @@
-"""Shared pieces of the SQL repositories: statement execution with error translation, and
-keyset cursors."""
+"""Shared pieces of the SQL repositories: statements with error translation, and cursors.
+
+Repositories run psycopg 3 statements on the connection of their unit of work, which is in
+pipeline mode: a statement whose result is not read is only queued, and goes to the server
+with the next one that is read (or with the commit), so a transaction costs a round trip per
+*read*, not per statement.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import TextClause, text
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from psycopg import AsyncConnection
 
 from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.domain.errors import InvalidRequest
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
 
 
 class SqlRepository:
     """A repository bound to the connection of one unit of work."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection[Row]) -> None:
         self._connection = connection
 
-    async def _rows(
-        self, statement: TextClause, params: Mapping[str, Any] | None = None
-    ) -> Sequence[RowMapping]:
+    async def _rows(self, query: str, params: Params | None = None) -> list[Row]:
         with translate_db_errors():
-            result = await self._connection.execute(statement, params or {})
-            return result.mappings().all() if result.returns_rows else []
+            cursor = await self._connection.execute(query, params)
+            return await cursor.fetchall()
 
-    async def _row(
-        self, statement: TextClause, params: Mapping[str, Any] | None = None
-    ) -> RowMapping | None:
-        rows = await self._rows(statement, params)
+    async def _row(self, query: str, params: Params | None = None) -> Row | None:
+        rows = await self._rows(query, params)
         return rows[0] if rows else None
 
+    async def _send(self, query: str, params: Params | None = None) -> None:
+        """Queue a statement whose result nobody reads (errors surface at the commit)."""
+        with translate_db_errors():
+            await self._connection.execute(query, params)
 
-def sql(statement: str) -> TextClause:
-    return text(statement)
+    async def _send_many(self, query: str, params: Iterable[Params]) -> None:
+        with translate_db_errors():
+            async with self._connection.cursor() as cursor:
+                await cursor.executemany(query, params)
 
 
 def encode_cursor(*values: Any) -> str:
@@ -55,7 +63,3 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     if not isinstance(values, list) or len(values) != parts:
         raise InvalidRequest("cursor is not valid")
     return [str(v) for v in values]
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-from sqlalchemy.engine import RowMapping
+from psycopg.types.json import Jsonb
 
 from placement.model import CandidateDevices
-from scheduler.adapters.sql_base import SqlRepository, as_json, decode_cursor, encode_cursor, sql
+from scheduler.adapters.db_errors import translate_db_errors
+from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_tenancy import LOCK_TENANT, tenant_from_row
 from scheduler.domain.fleet import (
     ADB_BASE_PORT,
     Device,
@@ -22,16 +24,16 @@ from scheduler.domain.fleet import (
     NodeStatus,
 )
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
+from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import Page
 
 DEVICE_COLUMNS = (
-    "d.id, d.node_id, d.name, d.status, d.cpu_cores, d.memory_mb, d.storage_mb, "
-    "d.android_version, d.labels, d.adb_host, d.adb_port, d.created_at"
+    "d.id, d.node_id, d.name, d.status, d.cpu_cores, d.memory_mb, d.storage_mb,"
+    " d.android_version, d.labels, d.adb_host, d.adb_port, d.created_at"
 )
-CLAIM_CHUNK = 64
 
 
-def device_from_row(row: RowMapping) -> Device:
+def device_from_row(row: Row) -> Device:
     return Device(
         id=row["id"],
         node_id=row["node_id"],
@@ -48,7 +50,7 @@ def device_from_row(row: RowMapping) -> Device:
     )
 
 
-def node_from_row(row: RowMapping) -> Node:
+def node_from_row(row: Row) -> Node:
     return Node(
         id=row["id"],
         name=row["name"],
@@ -66,61 +68,54 @@ def node_from_row(row: RowMapping) -> Node:
 
 class SqlNodeRepository(SqlRepository):
     async def add(self, node: Node) -> None:
-        await self._rows(
-            sql(
-                "INSERT INTO nodes (id, name, cpu_cores, memory_mb, storage_mb, max_devices, labels,"
-                " taints, status, host, created_at) VALUES (:id, :name, :cpu, :mem, :sto, :maxd,"
-                " CAST(:labels AS jsonb), CAST(:taints AS jsonb), :status, :host, :created_at)"
-            ),
+        resources = node.capacity.resources
+        await self._send(
+            "INSERT INTO nodes (id, name, cpu_cores, memory_mb, storage_mb, max_devices, labels,"
+            " taints, status, host, created_at) VALUES (%(id)s, %(name)s, %(cpu)s, %(mem)s,"
+            " %(sto)s, %(max_devices)s, %(labels)s, %(taints)s, %(status)s, %(host)s, %(at)s)",
             {
                 "id": node.id,
                 "name": node.name,
-                "cpu": node.capacity.resources.cpu_cores,
-                "mem": node.capacity.resources.memory_mb,
-                "sto": node.capacity.resources.storage_mb,
-                "maxd": node.capacity.max_devices,
-                "labels": as_json(node.labels),
-                "taints": as_json(
+                "cpu": resources.cpu_cores,
+                "mem": resources.memory_mb,
+                "sto": resources.storage_mb,
+                "max_devices": node.capacity.max_devices,
+                "labels": Jsonb(node.labels),
+                "taints": Jsonb(
                     [{"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints]
                 ),
                 "status": node.status.value,
                 "host": node.host,
-                "created_at": node.created_at,
+                "at": node.created_at,
             },
         )
 
     async def get(self, node_id: uuid.UUID, *, lock: bool = False) -> Node | None:
-        row = await self._row(
-            sql("SELECT * FROM nodes WHERE id = :id" + (" FOR UPDATE" if lock else "")),
-            {"id": node_id},
-        )
+        query = "SELECT * FROM nodes WHERE id = %(id)s" + (" FOR UPDATE" if lock else "")
+        row = await self._row(query, {"id": node_id})
         return node_from_row(row) if row else None
 
     async def list(self) -> list[Node]:
-        return [
-            node_from_row(r) for r in await self._rows(sql("SELECT * FROM nodes ORDER BY name"))
-        ]
+        return [node_from_row(r) for r in await self._rows("SELECT * FROM nodes ORDER BY name")]
 
     async def set_status(self, node_id: uuid.UUID, status: NodeStatus) -> Node | None:
         row = await self._row(
-            sql("UPDATE nodes SET status = :status WHERE id = :id RETURNING *"),
+            "UPDATE nodes SET status = %(status)s WHERE id = %(id)s RETURNING *",
             {"id": node_id, "status": status.value},
         )
         return node_from_row(row) if row else None
 
     async def heartbeat(self, node_ids: Sequence[uuid.UUID], now: datetime) -> None:
-        await self._rows(
-            sql("UPDATE nodes SET last_heartbeat_at = :now WHERE id = ANY(CAST(:ids AS uuid[]))"),
+        await self._send(
+            "UPDATE nodes SET last_heartbeat_at = %(now)s WHERE id = ANY(%(ids)s)",
             {"ids": list(node_ids), "now": now},
         )
 
     async def device_usage(self, node_id: uuid.UUID) -> tuple[Resources, int]:
         row = await self._row(
-            sql(
-                "SELECT coalesce(sum(cpu_cores), 0) AS cpu, coalesce(sum(memory_mb), 0) AS mem,"
-                " coalesce(sum(storage_mb), 0) AS sto, count(*) AS n FROM devices"
-                " WHERE node_id = :id AND status <> 'retired'"
-            ),
+            "SELECT coalesce(sum(cpu_cores), 0) AS cpu, coalesce(sum(memory_mb), 0) AS mem,"
+            " coalesce(sum(storage_mb), 0) AS sto, count(*) AS n FROM devices"
+            " WHERE node_id = %(id)s AND status <> 'retired'",
             {"id": node_id},
         )
         assert row is not None
@@ -129,7 +124,7 @@ class SqlNodeRepository(SqlRepository):
     async def device_counts(self) -> dict[uuid.UUID, dict[str, int]]:
         counts: dict[uuid.UUID, dict[str, int]] = {}
         for row in await self._rows(
-            sql("SELECT node_id, status, count(*) AS n FROM devices GROUP BY node_id, status")
+            "SELECT node_id, status, count(*) AS n FROM devices GROUP BY node_id, status"
         ):
             counts.setdefault(row["node_id"], {})[row["status"]] = int(row["n"])
         return counts
@@ -137,17 +132,13 @@ class SqlNodeRepository(SqlRepository):
 
 class SqlDeviceRepository(SqlRepository):
     async def add_many(self, devices: Sequence[Device]) -> None:
-        if not devices:
-            return
-        await self._rows(
-            sql(
-                "INSERT INTO devices (id, node_id, name, status, cpu_cores, memory_mb, storage_mb,"
-                " android_version, labels, adb_host, adb_port, created_at, status_changed_at)"
-                " VALUES (:id, :node_id, :name, :status, :cpu, :mem, :sto, :android,"
-                " CAST(:labels AS jsonb), :adb_host, :adb_port, :created_at, :created_at)"
-            ),
+        await self._send_many(
+            "INSERT INTO devices (id, node_id, name, status, cpu_cores, memory_mb, storage_mb,"
+            " android_version, labels, adb_host, adb_port, created_at, status_changed_at)"
+            " VALUES (%(id)s, %(node_id)s, %(name)s, %(status)s, %(cpu)s, %(mem)s, %(sto)s,"
+            " %(android)s, %(labels)s, %(adb_host)s, %(adb_port)s, %(at)s, %(at)s)",
             [
-                {  # type: ignore[arg-type]
+                {
                     "id": d.id,
                     "node_id": d.node_id,
                     "name": d.name,
@@ -156,10 +147,10 @@ class SqlDeviceRepository(SqlRepository):
                     "mem": d.spec.resources.memory_mb,
                     "sto": d.spec.resources.storage_mb,
                     "android": d.spec.android_version,
-                    "labels": as_json(d.spec.labels),
+                    "labels": Jsonb(d.spec.labels),
                     "adb_host": d.adb_host,
                     "adb_port": d.adb_port,
-                    "created_at": d.created_at,
+                    "at": d.created_at,
                 }
                 for d in devices
             ],
@@ -167,61 +158,28 @@ class SqlDeviceRepository(SqlRepository):
 
     async def get(self, device_id: uuid.UUID) -> Device | None:
         row = await self._row(
-            sql(f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = :id"), {"id": device_id}
+            f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = %(id)s", {"id": device_id}
         )
         return device_from_row(row) if row else None
 
-    async def candidates(self, requirements: DeviceRequirements) -> CandidateDevices:
-        clauses = ["d.status = 'available'", "n.status = 'ready'"]
-        params: dict[str, Any] = {}
-        if requirements.min_cpu:
-            clauses.append("d.cpu_cores >= :min_cpu")
-            params["min_cpu"] = requirements.min_cpu
-        if requirements.min_memory_mb:
-            clauses.append("d.memory_mb >= :min_mem")
-            params["min_mem"] = requirements.min_memory_mb
-        if requirements.min_storage_mb:
-            clauses.append("d.storage_mb >= :min_sto")
-            params["min_sto"] = requirements.min_storage_mb
-        if requirements.android_version:
-            clauses.append("d.android_version = :android")
-            params["android"] = requirements.android_version
-        if requirements.labels:
-            clauses.append("(n.labels || d.labels) @> CAST(:labels AS jsonb)")
-            params["labels"] = as_json(requirements.labels)
-        if not requirements.tolerations:
-            clauses.append("n.taints = '[]'::jsonb")
-        rows = await self._rows(
-            sql(
-                "SELECT d.id, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices,"
-                " n.taints FROM devices d JOIN nodes n ON n.id = d.node_id WHERE "
-                + " AND ".join(clauses)
-            ),
-            params,
-        )
+    async def placement_snapshot(
+        self, tenant_id: uuid.UUID, requirements: DeviceRequirements
+    ) -> tuple[Tenant | None, CandidateDevices]:
+        """Lock the tenant's row and read the matching available devices, in one round trip
+        (both statements are pipelined; the device read starts once the lock is held)."""
+        query, params = _candidate_query(requirements)
+        with translate_db_errors():
+            tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
+            device_cursor = await self._connection.execute(query, params)
+            tenant_row = await tenant_cursor.fetchone()
+            rows = await device_cursor.fetchall()
         if requirements.tolerations:
             rows = [
                 r
                 for r in rows
                 if all(Taint(**t).is_tolerated_by(requirements.tolerations) for t in r["taints"])
             ]
-        return _candidates(rows)
-
-    async def claim_first(self, ranked_ids: Sequence[Any], now: datetime) -> Device | None:
-        for start in range(0, len(ranked_ids), CLAIM_CHUNK):
-            row = await self._row(
-                sql(
-                    "UPDATE devices d SET status = 'allocated', status_changed_at = :now"
-                    " WHERE d.id = (SELECT c.id FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY"
-                    " AS r(id, pos) JOIN devices c ON c.id = r.id WHERE c.status = 'available'"
-                    " ORDER BY r.pos LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
-                    f" RETURNING {DEVICE_COLUMNS}"
-                ),
-                {"ids": list(ranked_ids[start : start + CLAIM_CHUNK]), "now": now},
-            )
-            if row is not None:
-                return device_from_row(row)
-        return None
+        return (tenant_from_row(tenant_row) if tenant_row else None), _candidates(rows)
 
     async def transition(
         self,
@@ -231,11 +189,9 @@ class SqlDeviceRepository(SqlRepository):
         now: datetime,
     ) -> list[Device]:
         rows = await self._rows(
-            sql(
-                "UPDATE devices d SET status = :target, status_changed_at = :now"
-                " WHERE d.id = ANY(CAST(:ids AS uuid[])) AND d.status = :source"
-                f" RETURNING {DEVICE_COLUMNS}"
-            ),
+            "UPDATE devices d SET status = %(target)s, status_changed_at = %(now)s"
+            " WHERE d.id = ANY(%(ids)s) AND d.status = %(source)s"
+            f" RETURNING {DEVICE_COLUMNS}",
             {"ids": list(device_ids), "source": source.value, "target": target.value, "now": now},
         )
         return [device_from_row(r) for r in rows]
@@ -246,64 +202,85 @@ class SqlDeviceRepository(SqlRepository):
         where = "d.status = 'available' AND n.status = 'ready'"
         params: dict[str, Any] = {"limit": limit + 1}
         if labels:
-            where += " AND (n.labels || d.labels) @> CAST(:labels AS jsonb)"
-            params["labels"] = as_json(labels)
-        total_row = await self._row(
-            sql(
-                f"SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id WHERE {where}"
-            ),
+            where += " AND (n.labels || d.labels) @> %(labels)s"
+            params["labels"] = Jsonb(labels)
+        total = await self._row(
+            f"SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id WHERE {where}",
             params,
         )
         if cursor:
             name, device_id = decode_cursor(cursor, 2)
-            where += " AND (d.name, d.id) > (:c_name, CAST(:c_id AS uuid))"
+            where += " AND (d.name, d.id) > (%(c_name)s, %(c_id)s::uuid)"
             params.update(c_name=name, c_id=device_id)
         rows = await self._rows(
-            sql(
-                f"SELECT {DEVICE_COLUMNS} FROM devices d JOIN nodes n ON n.id = d.node_id"
-                f" WHERE {where} ORDER BY d.name, d.id LIMIT :limit"
-            ),
+            f"SELECT {DEVICE_COLUMNS} FROM devices d JOIN nodes n ON n.id = d.node_id"
+            f" WHERE {where} ORDER BY d.name, d.id LIMIT %(limit)s",
             params,
         )
         items = [device_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].name, items[-1].id) if len(rows) > limit else None
-        return Page(items, int(total_row["n"]) if total_row else 0, next_cursor)
+        return Page(items, int(total["n"]) if total else 0, next_cursor)
 
     async def in_status(
         self, node_ids: Sequence[uuid.UUID], statuses: Sequence[DeviceStatus]
     ) -> list[Device]:
         rows = await self._rows(
-            sql(
-                f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.node_id = ANY(CAST(:nodes AS uuid[]))"
-                " AND d.status = ANY(CAST(:statuses AS text[]))"
-            ),
+            f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.node_id = ANY(%(nodes)s)"
+            " AND d.status = ANY(%(statuses)s)",
             {"nodes": list(node_ids), "statuses": [s.value for s in statuses]},
         )
         return [device_from_row(r) for r in rows]
 
     async def next_adb_port(self, host: str) -> int:
         """The first free ADB port on ``host``; serialized per host for this transaction."""
-        await self._rows(sql("SELECT pg_advisory_xact_lock(hashtext(:host))"), {"host": host})
+        await self._send("SELECT pg_advisory_xact_lock(hashtext(%(host)s))", {"host": host})
         row = await self._row(
-            sql("SELECT max(adb_port) AS port FROM devices WHERE adb_host = :host"),
-            {"host": host},
+            "SELECT max(adb_port) AS port FROM devices WHERE adb_host = %(host)s", {"host": host}
         )
         return ADB_BASE_PORT if row is None or row["port"] is None else int(row["port"]) + 1
 
 
-def _candidates(rows: Sequence[RowMapping]) -> CandidateDevices:
-    """Candidate arrays, with each node's occupancy estimated from its free matching devices."""
-    if not rows:
-        return CandidateDevices.from_rows([])
-    node_ids = [r["node_id"] for r in rows]
-    _, inverse, counts = np.unique(
-        np.asarray([str(n) for n in node_ids]), return_inverse=True, return_counts=True
+def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
+    """The read of available devices on ready nodes that match ``requirements``."""
+    clauses = ["d.status = 'available'", "n.status = 'ready'"]
+    params: dict[str, Any] = {}
+    if requirements.min_cpu:
+        clauses.append("d.cpu_cores >= %(min_cpu)s")
+        params["min_cpu"] = requirements.min_cpu
+    if requirements.min_memory_mb:
+        clauses.append("d.memory_mb >= %(min_mem)s")
+        params["min_mem"] = requirements.min_memory_mb
+    if requirements.min_storage_mb:
+        clauses.append("d.storage_mb >= %(min_sto)s")
+        params["min_sto"] = requirements.min_storage_mb
+    if requirements.android_version:
+        clauses.append("d.android_version = %(android)s")
+        params["android"] = requirements.android_version
+    if requirements.labels:
+        clauses.append("(n.labels || d.labels) @> %(labels)s")
+        params["labels"] = Jsonb(requirements.labels)
+    if not requirements.tolerations:
+        clauses.append("n.taints = '[]'::jsonb")
+    taints = ", n.taints" if requirements.tolerations else ""
+    query = (
+        "SELECT d.id, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"
+        f"{taints} FROM devices d JOIN nodes n ON n.id = d.node_id WHERE " + " AND ".join(clauses)
     )
-    max_devices = np.asarray([r["max_devices"] for r in rows], dtype=np.float64)
-    occupancy = 1.0 - counts[inverse] / np.maximum(max_devices, 1.0)
+    return query, params
+
+
+def _candidates(rows: Sequence[Row]) -> CandidateDevices:
+    """Candidate arrays, with each node's occupancy estimated from its free matching devices."""
+    free_on_node = Counter(r["node_id"] for r in rows)
     return CandidateDevices.from_rows(
         [
-            (r["id"], r["cpu_cores"], r["memory_mb"], r["storage_mb"], float(o))
-            for r, o in zip(rows, occupancy, strict=True)
+            (
+                r["id"],
+                r["cpu_cores"],
+                r["memory_mb"],
+                r["storage_mb"],
+                1.0 - free_on_node[r["node_id"]] / max(r["max_devices"], 1),
+            )
+            for r in rows
         ]
     )

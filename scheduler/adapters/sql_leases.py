@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-
-from scheduler.adapters.sql_base import SqlRepository, decode_cursor, encode_cursor, sql
+from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_fleet import DEVICE_COLUMNS, device_from_row
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
+from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Scope
 from scheduler.domain.resources import Resources
-from scheduler.services.commands import AllocationFilter, Page
+from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 ALLOCATION_COLUMNS = (
     "id, device_id, tenant_id, user_id, status, allocated_at, expires_at, ended_at, end_reason,"
     " cpu_cores, memory_mb, storage_mb, extension_count"
 )
 EXPIRING_SOON = timedelta(minutes=10)
+#: How many ranked devices each grant statement tries: a short first batch (it almost always
+#: wins), then long ones under contention.
+CLAIM_BATCHES = (8, 256)
+
+GRANT = f"""
+WITH claimed AS (
+    UPDATE devices d SET status = 'allocated', status_changed_at = %(at)s
+    WHERE d.id = (
+        SELECT c.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)
+        JOIN devices c ON c.id = r.id
+        WHERE c.status = 'available'
+        ORDER BY r.pos LIMIT 1
+        FOR UPDATE OF c SKIP LOCKED)
+    RETURNING {DEVICE_COLUMNS}
+), charged AS (
+    UPDATE tenants t SET used_devices = t.used_devices + 1,
+        used_cpu_cores = t.used_cpu_cores + c.cpu_cores,
+        used_memory_mb = t.used_memory_mb + c.memory_mb,
+        used_storage_mb = t.used_storage_mb + c.storage_mb
+    FROM claimed c
+    WHERE t.id = %(tenant_id)s AND t.used_devices + 1 <= t.max_devices
+        AND t.used_cpu_cores + c.cpu_cores <= t.max_cpu_cores + 1e-6
+        AND t.used_memory_mb + c.memory_mb <= t.max_memory_mb
+        AND t.used_storage_mb + c.storage_mb <= t.max_storage_mb
+    RETURNING t.id
+), granted AS (
+    INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at, expires_at,
+        cpu_cores, memory_mb, storage_mb, idempotency_key)
+    SELECT %(id)s, c.id, %(tenant_id)s, %(user_id)s, 'active', %(at)s, %(expires_at)s,
+        c.cpu_cores, c.memory_mb, c.storage_mb, %(key)s
+    FROM claimed c, charged
+    RETURNING id
+)
+SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d
+"""
 
 
-def allocation_from_row(row: RowMapping) -> Allocation:
+def allocation_from_row(row: Row) -> Allocation:
     return Allocation(
         id=row["id"],
         device_id=row["device_id"],
@@ -40,23 +77,48 @@ def allocation_from_row(row: RowMapping) -> Allocation:
 def _scope_sql(scope: Scope, params: dict[str, Any]) -> str:
     clauses = []
     if scope.tenant_id is not None:
-        clauses.append("tenant_id = :scope_tenant")
+        clauses.append("tenant_id = %(scope_tenant)s")
         params["scope_tenant"] = scope.tenant_id
     if scope.user_id is not None:
-        clauses.append("user_id = :scope_user")
+        clauses.append("user_id = %(scope_user)s")
         params["scope_user"] = scope.user_id
     return " AND ".join(clauses) or "TRUE"
 
 
 class SqlAllocationRepository(SqlRepository):
+    async def grant(
+        self, lease: PendingLease, ranked_device_ids: Sequence[uuid.UUID]
+    ) -> tuple[Device, bool] | None:
+        """Claim the first still-available device of ``ranked_device_ids`` (skipping those
+        other transactions hold), charge the tenant and insert the lease: one statement."""
+        start = 0
+        for attempt in itertools.count():
+            if start >= len(ranked_device_ids):
+                return None
+            batch = CLAIM_BATCHES[min(attempt, len(CLAIM_BATCHES) - 1)]
+            ids, start = list(ranked_device_ids[start : start + batch]), start + batch
+            row = await self._row(
+                GRANT,
+                {
+                    "ids": ids,
+                    "id": lease.id,
+                    "tenant_id": lease.tenant_id,
+                    "user_id": lease.user_id,
+                    "at": lease.allocated_at,
+                    "expires_at": lease.expires_at,
+                    "key": lease.idempotency_key,
+                },
+            )
+            if row is not None:
+                return device_from_row(row), bool(row["granted"])
+        raise AssertionError("unreachable")
+
     async def add(self, allocation: Allocation, idempotency_key: str | None) -> None:
-        await self._rows(
-            sql(
-                "INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at,"
-                " expires_at, cpu_cores, memory_mb, storage_mb, idempotency_key) VALUES (:id,"
-                " :device_id, :tenant_id, :user_id, :status, :allocated_at, :expires_at, :cpu,"
-                " :mem, :sto, :key)"
-            ),
+        await self._send(
+            "INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at,"
+            " expires_at, cpu_cores, memory_mb, storage_mb, idempotency_key) VALUES (%(id)s,"
+            " %(device_id)s, %(tenant_id)s, %(user_id)s, %(status)s, %(allocated_at)s,"
+            " %(expires_at)s, %(cpu)s, %(mem)s, %(sto)s, %(key)s)",
             {
                 "id": allocation.id,
                 "device_id": allocation.device_id,
@@ -72,24 +134,27 @@ class SqlAllocationRepository(SqlRepository):
             },
         )
 
-    async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None:
+    async def get(
+        self, allocation_id: uuid.UUID, scope: Scope, *, lock: bool = False
+    ) -> Allocation | None:
         params: dict[str, Any] = {"id": allocation_id}
         row = await self._row(
-            sql(
-                f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE id = :id AND "
-                + _scope_sql(scope, params)
-            ),
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE id = %(id)s AND "
+            + _scope_sql(scope, params)
+            + (" FOR UPDATE" if lock else ""),
             params,
         )
         return allocation_from_row(row) if row else None
 
-    async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None:
+    async def active_for_device(
+        self, device_id: uuid.UUID, scope: Scope, *, lock: bool = False
+    ) -> Allocation | None:
         params: dict[str, Any] = {"device_id": device_id}
         row = await self._row(
-            sql(
-                f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE device_id = :device_id"
-                " AND status = 'active' AND " + _scope_sql(scope, params)
-            ),
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE device_id = %(device_id)s"
+            " AND status = 'active' AND "
+            + _scope_sql(scope, params)
+            + (" FOR UPDATE" if lock else ""),
             params,
         )
         return allocation_from_row(row) if row else None
@@ -100,29 +165,25 @@ class SqlAllocationRepository(SqlRepository):
         status: AllocationStatus,
         ended_at: datetime,
         reason: str,
-    ) -> Allocation | None:
-        row = await self._row(
-            sql(
-                "UPDATE allocations SET status = :status, ended_at = :ended_at, end_reason = :reason"
-                f" WHERE id = :id AND status = 'active' RETURNING {ALLOCATION_COLUMNS}"
-            ),
+    ) -> None:
+        await self._send(
+            "UPDATE allocations SET status = %(status)s, ended_at = %(ended_at)s,"
+            " end_reason = %(reason)s WHERE id = %(id)s AND status = 'active'",
             {"id": allocation_id, "status": status.value, "ended_at": ended_at, "reason": reason},
         )
-        return allocation_from_row(row) if row else None
 
     async def lock_due(self, now: datetime, limit: int) -> list[Allocation]:
         rows = await self._rows(
-            sql(
-                f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
-                " AND expires_at <= :now ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED"
-            ),
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
+            " AND expires_at <= %(now)s ORDER BY expires_at LIMIT %(limit)s"
+            " FOR UPDATE SKIP LOCKED",
             {"now": now, "limit": limit},
         )
         return [allocation_from_row(r) for r in rows]
 
     async def next_expiry(self) -> datetime | None:
         row = await self._row(
-            sql("SELECT min(expires_at) AS due FROM allocations WHERE status = 'active'")
+            "SELECT min(expires_at) AS due FROM allocations WHERE status = 'active'"
         )
         return row["due"] if row else None
 
@@ -130,21 +191,19 @@ class SqlAllocationRepository(SqlRepository):
         params: dict[str, Any] = {"limit": query.limit + 1}
         where = _scope_sql(scope, params)
         if query.user_id is not None:
-            where += " AND user_id = :user_id"
+            where += " AND user_id = %(user_id)s"
             params["user_id"] = query.user_id
         if query.status is not None:
-            where += " AND status = :status"
+            where += " AND status = %(status)s"
             params["status"] = query.status
-        total = await self._row(sql(f"SELECT count(*) AS n FROM allocations WHERE {where}"), params)
+        total = await self._row(f"SELECT count(*) AS n FROM allocations WHERE {where}", params)
         if query.cursor:
             at, last_id = decode_cursor(query.cursor, 2)
-            where += " AND (allocated_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS uuid))"
+            where += " AND (allocated_at, id) < (%(c_at)s::timestamptz, %(c_id)s::uuid)"
             params.update(c_at=at, c_id=last_id)
         rows = await self._rows(
-            sql(
-                f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE {where}"
-                " ORDER BY allocated_at DESC, id DESC LIMIT :limit"
-            ),
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE {where}"
+            " ORDER BY allocated_at DESC, id DESC LIMIT %(limit)s",
             params,
         )
         items = [allocation_from_row(r) for r in rows[: query.limit]]
@@ -154,21 +213,20 @@ class SqlAllocationRepository(SqlRepository):
         return Page(items, int(total["n"]) if total else 0, next_cursor)
 
     async def stats(self, scope: Scope, now: datetime) -> dict[str, Any]:
-        params: dict[str, Any] = {"now": now, "soon": now + EXPIRING_SOON}
+        params: dict[str, Any] = {"soon": now + EXPIRING_SOON}
         where = _scope_sql(scope, params)
         row = await self._row(
-            sql(
-                "SELECT count(*) AS total,"
-                " count(*) FILTER (WHERE status = 'active') AS active,"
-                " count(*) FILTER (WHERE status = 'released') AS released,"
-                " count(*) FILTER (WHERE status = 'expired') AS expired,"
-                " count(*) FILTER (WHERE status = 'revoked') AS revoked,"
-                " count(*) FILTER (WHERE status = 'active' AND expires_at <= :soon) AS expiring_soon,"
-                " count(DISTINCT user_id) AS users,"
-                " coalesce(avg(extract(epoch FROM ended_at - allocated_at))"
-                "   FILTER (WHERE ended_at IS NOT NULL), 0) AS avg_duration_seconds"
-                f" FROM allocations WHERE {where}"
-            ),
+            "SELECT count(*) AS total,"
+            " count(*) FILTER (WHERE status = 'active') AS active,"
+            " count(*) FILTER (WHERE status = 'released') AS released,"
+            " count(*) FILTER (WHERE status = 'expired') AS expired,"
+            " count(*) FILTER (WHERE status = 'revoked') AS revoked,"
+            " count(*) FILTER (WHERE status = 'active' AND expires_at <= %(soon)s)"
+            "   AS expiring_soon,"
+            " count(DISTINCT user_id) AS users,"
+            " coalesce(avg(extract(epoch FROM ended_at - allocated_at))"
+            "   FILTER (WHERE ended_at IS NOT NULL), 0) AS avg_duration_seconds"
+            f" FROM allocations WHERE {where}",
             params,
         )
         assert row is not None
@@ -177,13 +235,12 @@ class SqlAllocationRepository(SqlRepository):
 
 class SqlUsageRepository(SqlRepository):
     async def add(self, record: UsageRecord, now: datetime) -> None:
-        await self._rows(
-            sql(
-                "INSERT INTO usage_records (id, allocation_id, tenant_id, user_id, device_id,"
-                " started_at, ended_at, duration_seconds, cpu_cores, memory_mb, storage_mb,"
-                " end_reason, created_at) VALUES (:id, :allocation_id, :tenant_id, :user_id,"
-                " :device_id, :started_at, :ended_at, :duration, :cpu, :mem, :sto, :reason, :now)"
-            ),
+        await self._send(
+            "INSERT INTO usage_records (id, allocation_id, tenant_id, user_id, device_id,"
+            " started_at, ended_at, duration_seconds, cpu_cores, memory_mb, storage_mb,"
+            " end_reason, created_at) VALUES (%(id)s, %(allocation_id)s, %(tenant_id)s,"
+            " %(user_id)s, %(device_id)s, %(started_at)s, %(ended_at)s, %(duration)s, %(cpu)s,"
+            " %(mem)s, %(sto)s, %(reason)s, %(now)s)",
             {
                 "id": record.id,
                 "allocation_id": record.allocation_id,

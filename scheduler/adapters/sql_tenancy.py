@@ -6,15 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
+from psycopg.types.json import Jsonb
 
-from scheduler.adapters.sql_base import SqlRepository, as_json, sql
+from scheduler.adapters.sql_base import Row, SqlRepository
 from scheduler.domain.identity import Principal, Role
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 
+LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR UPDATE"
 
-def tenant_from_row(row: RowMapping) -> Tenant:
+
+def tenant_from_row(row: Row) -> Tenant:
     return Tenant(
         id=row["id"],
         name=row["name"],
@@ -29,72 +31,43 @@ def tenant_from_row(row: RowMapping) -> Tenant:
 
 class SqlTenantRepository(SqlRepository):
     async def add(self, tenant: Tenant) -> None:
-        await self._rows(
-            sql(
-                "INSERT INTO tenants (id, name, tier, max_devices, max_cpu_cores, max_memory_mb,"
-                " max_storage_mb, created_at) VALUES (:id, :name, :tier, :maxd, :cpu, :mem, :sto,"
-                " :created_at)"
-            ),
+        await self._send(
+            "INSERT INTO tenants (id, name, tier, max_devices, max_cpu_cores, max_memory_mb,"
+            " max_storage_mb, created_at) VALUES (%(id)s, %(name)s, %(tier)s, %(max_devices)s,"
+            " %(cpu)s, %(mem)s, %(sto)s, %(at)s)",
             {
                 "id": tenant.id,
                 "name": tenant.name,
                 "tier": tenant.tier,
-                "maxd": tenant.max_devices,
+                "max_devices": tenant.max_devices,
                 "cpu": tenant.quota.cpu_cores,
                 "mem": tenant.quota.memory_mb,
                 "sto": tenant.quota.storage_mb,
-                "created_at": tenant.created_at,
+                "at": tenant.created_at,
             },
         )
 
     async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
-        row = await self._row(sql("SELECT * FROM tenants WHERE id = :id"), {"id": tenant_id})
+        row = await self._row("SELECT * FROM tenants WHERE id = %(id)s", {"id": tenant_id})
         return tenant_from_row(row) if row else None
 
     async def lock(self, tenant_id: uuid.UUID) -> Tenant | None:
-        row = await self._row(
-            sql("SELECT * FROM tenants WHERE id = :id FOR UPDATE"), {"id": tenant_id}
-        )
+        row = await self._row(LOCK_TENANT, {"id": tenant_id})
         return tenant_from_row(row) if row else None
 
     async def get_by_name(self, name: str) -> Tenant | None:
-        row = await self._row(sql("SELECT * FROM tenants WHERE name = :name"), {"name": name})
+        row = await self._row("SELECT * FROM tenants WHERE name = %(name)s", {"name": name})
         return tenant_from_row(row) if row else None
 
     async def list(self) -> list[Tenant]:
-        return [
-            tenant_from_row(r) for r in await self._rows(sql("SELECT * FROM tenants ORDER BY name"))
-        ]
-
-    async def charge(self, tenant_id: uuid.UUID, resources: Resources) -> bool:
-        """The conditional update is the quota check: no row comes back when it would
-        overflow, and the table's CHECK constraint backs it up."""
-        row = await self._row(
-            sql(
-                "UPDATE tenants SET used_devices = used_devices + 1,"
-                " used_cpu_cores = used_cpu_cores + :cpu, used_memory_mb = used_memory_mb + :mem,"
-                " used_storage_mb = used_storage_mb + :sto WHERE id = :id"
-                " AND used_devices + 1 <= max_devices AND used_cpu_cores + :cpu <= max_cpu_cores + 1e-6"
-                " AND used_memory_mb + :mem <= max_memory_mb AND used_storage_mb + :sto <= max_storage_mb"
-                " RETURNING id"
-            ),
-            {
-                "id": tenant_id,
-                "cpu": resources.cpu_cores,
-                "mem": resources.memory_mb,
-                "sto": resources.storage_mb,
-            },
-        )
-        return row is not None
+        return [tenant_from_row(r) for r in await self._rows("SELECT * FROM tenants ORDER BY name")]
 
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None:
-        await self._rows(
-            sql(
-                "UPDATE tenants SET used_devices = used_devices - 1,"
-                " used_cpu_cores = greatest(used_cpu_cores - :cpu, 0),"
-                " used_memory_mb = used_memory_mb - :mem, used_storage_mb = used_storage_mb - :sto"
-                " WHERE id = :id"
-            ),
+        await self._send(
+            "UPDATE tenants SET used_devices = used_devices - 1,"
+            " used_cpu_cores = greatest(used_cpu_cores - %(cpu)s, 0),"
+            " used_memory_mb = used_memory_mb - %(mem)s,"
+            " used_storage_mb = used_storage_mb - %(sto)s WHERE id = %(id)s",
             {
                 "id": tenant_id,
                 "cpu": resources.cpu_cores,
@@ -108,11 +81,9 @@ class SqlTokenRepository(SqlRepository):
     async def add(
         self, token_hash: bytes, tenant_id: uuid.UUID, user_id: str, role: Role, now: datetime
     ) -> None:
-        await self._rows(
-            sql(
-                "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at)"
-                " VALUES (:id, :hash, :tenant_id, :user_id, :role, :now)"
-            ),
+        await self._send(
+            "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at)"
+            " VALUES (%(id)s, %(hash)s, %(tenant_id)s, %(user_id)s, %(role)s, %(now)s)",
             {
                 "id": uuid.uuid4(),
                 "hash": token_hash,
@@ -125,10 +96,8 @@ class SqlTokenRepository(SqlRepository):
 
     async def principal_for(self, token_hash: bytes) -> Principal | None:
         row = await self._row(
-            sql(
-                "SELECT tenant_id, user_id, role FROM api_tokens WHERE token_hash = :hash"
-                " AND revoked_at IS NULL"
-            ),
+            "SELECT tenant_id, user_id, role FROM api_tokens WHERE token_hash = %(hash)s"
+            " AND revoked_at IS NULL",
             {"hash": token_hash},
         )
         return Principal(row["tenant_id"], row["user_id"], Role(row["role"])) if row else None
@@ -149,35 +118,32 @@ class SqlIdempotencyRepository(SqlRepository):
             "now": now,
         }
         claimed = await self._row(
-            sql(
-                "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
-                " request_hash, created_at) VALUES (:tenant_id, :user_id, :key, :operation, :hash,"
-                " :now) ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key"
-            ),
+            "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
+            " request_hash, created_at) VALUES (%(tenant_id)s, %(user_id)s, %(key)s,"
+            " %(operation)s, %(hash)s, %(now)s)"
+            " ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key",
             params,
         )
         if claimed is not None:
             return None
         row = await self._row(
-            sql(
-                "SELECT operation, request_hash, response_body FROM idempotency_keys"
-                " WHERE tenant_id = :tenant_id AND principal_user_id = :user_id AND key = :key"
-            ),
+            "SELECT operation, request_hash, response_body FROM idempotency_keys"
+            " WHERE tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s"
+            " AND key = %(key)s",
             params,
         )
         assert row is not None
         return row["operation"], row["request_hash"], row["response_body"]
 
     async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None:
-        await self._rows(
-            sql(
-                "UPDATE idempotency_keys SET response_status = 201, response_body = CAST(:body AS jsonb)"
-                " WHERE tenant_id = :tenant_id AND principal_user_id = :user_id AND key = :key"
-            ),
+        await self._send(
+            "UPDATE idempotency_keys SET response_status = 201, response_body = %(body)s"
+            " WHERE tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s"
+            " AND key = %(key)s",
             {
                 "tenant_id": principal.tenant_id,
                 "user_id": principal.user_id,
                 "key": key,
-                "body": as_json(result),
+                "body": Jsonb(result),
             },
         )

@@ -1,13 +1,26 @@
-"""The SQL unit of work: one connection and transaction, with every repository bound to it."""
+"""The SQL unit of work: one pooled psycopg connection in pipeline mode, one transaction,
+and every repository bound to it.
+
+The request path uses psycopg 3 directly: SQLAlchemy's asyncio layer measured +0.26 ms per
+transaction here (two-statement transaction: 0.50 ms against 0.24 ms), a tenth of the whole
+allocate budget. SQLAlchemy and Alembic own the schema (``scheduler/migrations``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from scheduler.adapters.db_errors import translate_db_errors
+from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
 from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
@@ -18,18 +31,78 @@ from scheduler.adapters.sql_tenancy import (
 )
 
 
+def plain_postgres_url(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
+    return "postgresql://" + url.split("://", 1)[1] if "://" in url else url
+
+
+class Database:
+    """A psycopg connection pool opened on first use (so it can be built outside a loop)."""
+
+    def __init__(self, url: str, max_size: int) -> None:
+        self._pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
+            plain_postgres_url(url),
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            open=False,
+        )
+        self._opened = False
+        self._lock: asyncio.Lock | None = None
+
+    async def _ensure_open(self) -> None:
+        if self._opened:
+            return
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if not self._opened:
+                with translate_db_errors():
+                    await self._pool.open(wait=True, timeout=10)
+                self._opened = True
+
+    async def acquire(self) -> AsyncConnection[Row]:
+        await self._ensure_open()
+        with translate_db_errors():
+            return await self._pool.getconn()
+
+    async def release(self, connection: AsyncConnection[Row]) -> None:
+        await self._pool.putconn(connection)
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection[Row]]:
+        """A connection for one-off use outside a unit of work (probes, tests)."""
+        database = self
+
+        class _Borrowed:
+            async def __aenter__(self) -> AsyncConnection[Row]:
+                self.conn = await database.acquire()
+                return self.conn
+
+            async def __aexit__(self, *exc: Any) -> None:
+                if self.conn.info.transaction_status != TransactionStatus.IDLE:
+                    await self.conn.rollback()
+                await database.release(self.conn)
+
+        return _Borrowed()
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
+
+
 class SqlUnitOfWork:
     """``async with uow:`` begins a transaction; ``commit()`` ends it; leaving rolls back."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._connection: AsyncConnection | None = None
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: AsyncConnection[Row] | None = None
+        self._pipeline: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
-        with translate_db_errors():
-            connection = await self._engine.connect()
-            await connection.begin()
+        connection = await self._database.acquire()
         self._connection = connection
+        self._pipeline = contextlib.AsyncExitStack()
+        await self._pipeline.enter_async_context(connection.pipeline())
         self.tenants = SqlTenantRepository(connection)
         self.tokens = SqlTokenRepository(connection)
         self.nodes = SqlNodeRepository(connection)
@@ -48,13 +121,18 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        pipeline, self._pipeline = self._pipeline, None
         if connection is None:
             return
         try:
-            if connection.in_transaction():
+            if pipeline is not None:
+                # An error of a statement nobody read surfaces here; it was not committed.
+                with contextlib.suppress(Exception):
+                    await pipeline.aclose()
+            if connection.info.transaction_status != TransactionStatus.IDLE:
                 await connection.rollback()
         finally:
-            await connection.close()
+            await self._database.release(connection)
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside 'async with'"

@@ -24,7 +24,14 @@ from scheduler.domain.errors import (
 )
 from scheduler.domain.fleet import Device, DeviceStatus
 from scheduler.domain.identity import Principal, acting_user, scope_of
-from scheduler.services.commands import AllocateDevice, AllocationFilter, Grant, Page, Release
+from scheduler.services.commands import (
+    AllocateDevice,
+    AllocationFilter,
+    Grant,
+    Page,
+    PendingLease,
+    Release,
+)
 from scheduler.services.ports import UnitOfWork
 
 ALLOCATE_OPERATION = "allocate"
@@ -64,6 +71,9 @@ async def allocate_device(
     """
     user_id = acting_user(principal, command.user_id)
     allocated_at, expires_at = lease_window(now, command.duration_minutes)
+    lease = PendingLease(
+        uuid.uuid4(), principal.tenant_id, user_id, allocated_at, expires_at, idempotency_key
+    )
     async with uow:
         if idempotency_key is not None:
             first = await uow.idempotency.begin(
@@ -71,42 +81,29 @@ async def allocate_device(
             )
             if first is not None:
                 return await _replay(uow, principal, first, command.fingerprint())
-        # The tenant row is held for the rest of the transaction: a tenant's allocations
-        # serialize here, so a lease claimed below is never rolled back for quota (which
-        # would have made concurrent requests skip a device that ends up free).
-        tenant = await uow.tenants.lock(principal.tenant_id)
+        # The tenant row stays locked to the end of the transaction: a tenant's allocations
+        # serialize there, so a claimed device is never rolled back for quota (which would
+        # have made concurrent requests skip a device that ends up free).
+        tenant, candidates = await uow.devices.placement_snapshot(
+            principal.tenant_id, command.requirements
+        )
         if tenant is None or tenant.devices_left < 1:
             raise QuotaExceeded("the tenant's device quota is used up")
-        candidates = await uow.devices.candidates(command.requirements)
         ranked = rank_best_fit(
             candidates, as_vector(command.requirements.minimum), as_vector(tenant.headroom)
         )
-        device = None
-        if len(ranked):
-            device = await uow.devices.claim_first([candidates.ids[i] for i in ranked], now)
-        if device is None:
+        claimed = await uow.allocations.grant(lease, [candidates.ids[i] for i in ranked])
+        if claimed is None:
             if len(candidates) and not len(ranked):
                 raise QuotaExceeded(
                     f"no matching device fits the tenant's remaining quota {tenant.headroom}"
                 )
             raise NoCapacity(f"no available device matches: {command.requirements.describe()}")
-        if not await uow.tenants.charge(principal.tenant_id, device.spec.resources):
-            raise QuotaExceeded(
-                f"the tenant's quota does not admit another device of {device.spec.resources}"
-            )
-        allocation = Allocation(
-            id=uuid.uuid4(),
-            device_id=device.id,
-            tenant_id=principal.tenant_id,
-            user_id=user_id,
-            status=AllocationStatus.ACTIVE,
-            allocated_at=allocated_at,
-            expires_at=expires_at,
-            resources=device.spec.resources,
-        )
-        await uow.allocations.add(allocation, idempotency_key)
-        await uow.outbox.add([_granted_event(allocation, device)])
-        grant = Grant(allocation, device)
+        device, charged = claimed
+        if not charged:
+            raise QuotaExceeded(f"the tenant's quota does not admit a device of {device.spec}")
+        grant = Grant(lease.on(device), device)
+        await uow.outbox.add([_granted_event(grant.allocation, device)])
         if idempotency_key is not None:
             await uow.idempotency.complete(principal, idempotency_key, grant.to_record())
         await uow.commit()
@@ -140,31 +137,31 @@ async def _end(
     status: AllocationStatus,
     reason: str,
     now: datetime,
-) -> Release | None:
-    """End one lease inside the caller's transaction: usage record, quota refund, reset,
-    event. Returns ``None`` when another transaction ended it first."""
+) -> Release:
+    """End one lease, whose row the caller's transaction holds: usage record, quota refund,
+    device reset, events. The usage record's unique allocation id backs the row lock up."""
     ended_at = end_time(allocation, status, now)
-    ended = await uow.allocations.end(allocation.id, status, ended_at, reason)
-    if ended is None:
-        return None
-    record = usage_record_for(ended, ended_at=ended_at, end_reason=reason, record_id=uuid.uuid4())
+    await uow.allocations.end(allocation.id, status, ended_at, reason)
+    record = usage_record_for(
+        allocation, ended_at=ended_at, end_reason=reason, record_id=uuid.uuid4()
+    )
     await uow.usage.add(record, now)
-    await uow.tenants.refund(ended.tenant_id, ended.resources)
+    await uow.tenants.refund(allocation.tenant_id, allocation.resources)
     (device,) = await uow.devices.transition(
-        [ended.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
+        [allocation.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
     ) or (None,)
     node_id = device.node_id if device else uuid.UUID(int=0)
     await uow.outbox.add(
         [
             events.Event(
                 type=events.ENDED_EVENT[status.value],
-                aggregate_id=str(ended.id),
+                aggregate_id=str(allocation.id),
                 occurred_at=now,
                 payload={
-                    "allocationId": str(ended.id),
-                    "deviceId": str(ended.device_id),
-                    "tenantId": str(ended.tenant_id),
-                    "userId": ended.user_id,
+                    "allocationId": str(allocation.id),
+                    "deviceId": str(allocation.device_id),
+                    "tenantId": str(allocation.tenant_id),
+                    "userId": allocation.user_id,
                     "endedAt": ended_at.isoformat(),
                     "reason": reason,
                     "durationSeconds": record.duration_seconds,
@@ -173,13 +170,13 @@ async def _end(
             ),
             events.Event(
                 type=events.DEVICE_RESET_STARTED,
-                aggregate_id=str(ended.device_id),
+                aggregate_id=str(allocation.device_id),
                 occurred_at=now,
-                payload={"deviceId": str(ended.device_id), "nodeId": str(node_id)},
+                payload={"deviceId": str(allocation.device_id), "nodeId": str(node_id)},
             ),
         ]
     )
-    return Release(ended.id, ended.device_id, node_id, record.duration_seconds, record.id)
+    return Release(allocation.id, allocation.device_id, node_id, record.duration_seconds, record.id)
 
 
 async def release_allocation(
@@ -198,15 +195,13 @@ async def release_allocation(
     scope = scope_of(principal)
     async with uow:
         if allocation_id is not None:
-            allocation = await uow.allocations.get(allocation_id, scope)
+            allocation = await uow.allocations.get(allocation_id, scope, lock=True)
         else:
             assert device_id is not None
-            allocation = await uow.allocations.active_for_device(device_id, scope)
+            allocation = await uow.allocations.active_for_device(device_id, scope, lock=True)
         if allocation is None or allocation.status is not AllocationStatus.ACTIVE:
             raise AllocationNotFound("no active allocation visible to the caller matches")
         released = await _end(uow, allocation, AllocationStatus.RELEASED, "released", now)
-        if released is None:
-            raise AllocationNotFound("the allocation has already ended")
         await uow.commit()
     return released
 
@@ -214,8 +209,7 @@ async def release_allocation(
 async def end_due_allocations(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> list[Release]:
     """Inside the caller's transaction, end every lease whose expiry has come, each once."""
     due = await uow.allocations.lock_due(now, limit)
-    ended = [await _end(uow, a, AllocationStatus.EXPIRED, "expired", now) for a in due]
-    return [e for e in ended if e is not None]
+    return [await _end(uow, a, AllocationStatus.EXPIRED, "expired", now) for a in due]
 
 
 async def expire_due_allocations(

@@ -6,9 +6,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from scheduler.domain.allocations import Allocation
+from scheduler.domain.allocations import Allocation, AllocationStatus
 from scheduler.domain.fleet import Device
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 
@@ -25,6 +26,31 @@ class AllocateDevice:
         """A stable hash of the request, to tell a retry from a different request."""
         body = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLease:
+    """A lease decided in everything but its device."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    allocated_at: datetime
+    expires_at: datetime
+    idempotency_key: str | None
+
+    def on(self, device: Device) -> Allocation:
+        """The lease once ``device`` was claimed for it."""
+        return Allocation(
+            id=self.id,
+            device_id=device.id,
+            tenant_id=self.tenant_id,
+            user_id=self.user_id,
+            status=AllocationStatus.ACTIVE,
+            allocated_at=self.allocated_at,
+            expires_at=self.expires_at,
+            resources=device.spec.resources,
+        )
 
 
 @dataclass(frozen=True, slots=True)

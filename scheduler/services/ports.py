@@ -15,7 +15,7 @@ from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
 from scheduler.domain.identity import Principal, Role, Scope
 from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.domain.tenants import Tenant
-from scheduler.services.commands import AllocationFilter, Page
+from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 
 class TenantRepository(Protocol):
@@ -27,10 +27,6 @@ class TenantRepository(Protocol):
 
     async def get_by_name(self, name: str) -> Tenant | None: ...
     async def list(self) -> list[Tenant]: ...
-    async def charge(self, tenant_id: uuid.UUID, resources: Resources) -> bool:
-        """Add one device of ``resources`` to usage if the quota admits it."""
-        ...
-
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None: ...
 
 
@@ -54,10 +50,11 @@ class NodeRepository(Protocol):
 class DeviceRepository(Protocol):
     async def add_many(self, devices: Sequence[Device]) -> None: ...
     async def get(self, device_id: uuid.UUID) -> Device | None: ...
-    async def candidates(self, requirements: DeviceRequirements) -> CandidateDevices: ...
-    async def claim_first(self, ranked_ids: Sequence[Any], now: datetime) -> Device | None:
-        """Mark the first still-available device of ``ranked_ids`` allocated, skipping any
-        another transaction holds."""
+    async def placement_snapshot(
+        self, tenant_id: uuid.UUID, requirements: DeviceRequirements
+    ) -> tuple[Tenant | None, CandidateDevices]:
+        """Lock the tenant's row for the rest of the transaction and read the available
+        devices that match ``requirements``."""
         ...
 
     async def transition(
@@ -77,6 +74,16 @@ class DeviceRepository(Protocol):
 
 
 class AllocationRepository(Protocol):
+    async def grant(
+        self, lease: PendingLease, ranked_device_ids: Sequence[uuid.UUID]
+    ) -> tuple[Device, bool] | None:
+        """Claim the first still-available device of ``ranked_device_ids``, skipping any that
+        another transaction holds, charge the tenant's quota and insert the lease.
+
+        Returns ``None`` when no device could be claimed, else the device and whether the
+        quota admitted it (when it did not, nothing was inserted)."""
+        ...
+
     async def add(self, allocation: Allocation, idempotency_key: str | None) -> None: ...
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
     async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
@@ -86,8 +93,8 @@ class AllocationRepository(Protocol):
         status: AllocationStatus,
         ended_at: datetime,
         reason: str,
-    ) -> Allocation | None:
-        """End the lease if it is still active; ``None`` when something else ended it."""
+    ) -> None:
+        """End the lease if it is still active (callers hold its row lock)."""
         ...
 
     async def lock_due(self, now: datetime, limit: int) -> list[Allocation]: ...

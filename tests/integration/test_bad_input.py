@@ -45,18 +45,23 @@ async def test_malformed_json_is_400_and_unknown_or_invalid_fields_are_422(
     assert_problem(r, 400, "malformed_json")
     r = await client.post("/scheduler/devices/allocate", headers=headers, content=b"[1, 2]")
     assert_problem(r, 400, "malformed_json")
-    r = await client.post("/scheduler/devices/allocate", headers=auth(token),
-                          json={"durationMinutes": 30, "colour": "blue"})
+    r = await client.post(
+        "/scheduler/devices/allocate",
+        headers=auth(token),
+        json={"durationMinutes": 30, "colour": "blue"},
+    )
     assert_problem(r, 422, "validation_error")
     assert r.json()["errors"][0]["loc"] == ["body", "colour"]
     for duration in (0, -5, 1441, "sixty", 1.5):
-        r = await client.post("/scheduler/devices/allocate", headers=auth(token),
-                              json={"durationMinutes": duration})
+        r = await client.post(
+            "/scheduler/devices/allocate", headers=auth(token), json={"durationMinutes": duration}
+        )
         assert_problem(r, 422, "validation_error")
     r = await client.post("/scheduler/devices/release", headers=auth(token), json={})
     assert_problem(r, 422, "validation_error")
-    r = await client.post("/scheduler/devices/release", headers=auth(token),
-                          json={"allocationId": "not-a-uuid"})
+    r = await client.post(
+        "/scheduler/devices/release", headers=auth(token), json={"allocationId": "not-a-uuid"}
+    )
     assert_problem(r, 422, "validation_error")
 
 
@@ -66,14 +71,20 @@ async def test_unknown_ids_routes_and_methods_are_404_or_405(
     _, token = user
     r = await client.get(f"/scheduler/allocations/{uuid.uuid4()}", headers=auth(token))
     assert_problem(r, 404, "allocation_not_found")
-    r = await client.post("/scheduler/devices/release", headers=auth(token),
-                          json={"allocationId": str(uuid.uuid4())})
+    r = await client.post(
+        "/scheduler/devices/release", headers=auth(token), json={"allocationId": str(uuid.uuid4())}
+    )
     assert_problem(r, 404, "allocation_not_found")
     r = await client.get(f"/scheduler/nodes/{uuid.uuid4()}", headers=auth(admin_token))
     assert_problem(r, 404, "node_not_found")
-    r = await client.post(f"/scheduler/nodes/{uuid.uuid4()}/devices", headers=auth(admin_token),
-                          json={"count": 1, "spec": {"cpuCores": 1, "memoryMB": 1,
-                                                     "storageMB": 1, "androidVersion": "13"}})
+    r = await client.post(
+        f"/scheduler/nodes/{uuid.uuid4()}/devices",
+        headers=auth(admin_token),
+        json={
+            "count": 1,
+            "spec": {"cpuCores": 1, "memoryMB": 1, "storageMB": 1, "androidVersion": "13"},
+        },
+    )
     assert_problem(r, 404, "node_not_found")
     r = await client.get("/scheduler/nowhere", headers=auth(token))
     assert_problem(r, 404, "not_found")
@@ -88,8 +99,9 @@ async def test_another_tenants_allocation_is_invisible_and_cannot_be_released(
     pool = await new_pool(client, admin_token, devices=1)
     other_tenant = await new_tenant(client, admin_token)
     other = await new_token(client, admin_token, other_tenant["id"], "carol")
-    grant = (await client.post("/scheduler/devices/allocate", headers=auth(other),
-                               json=in_pool(pool))).json()
+    grant = (
+        await client.post("/scheduler/devices/allocate", headers=auth(other), json=in_pool(pool))
+    ).json()
     r = await client.get(f"/scheduler/allocations/{grant['allocationId']}", headers=auth(token))
     assert_problem(r, 404, "allocation_not_found")
     for body in ({"allocationId": grant["allocationId"]}, {"deviceId": grant["deviceId"]}):
@@ -106,21 +118,31 @@ async def test_roles_limit_who_may_act_for_whom(
 ) -> None:
     tenant, token = user
     pool = await new_pool(client, admin_token, devices=1)
-    r = await client.post("/scheduler/devices/allocate", headers=auth(token),
-                          json=in_pool(pool, userId="somebody-else"))
+    r = await client.post(
+        "/scheduler/devices/allocate",
+        headers=auth(token),
+        json=in_pool(pool, userId="somebody-else"),
+    )
     assert_problem(r, 403, "forbidden")
     service = await new_token(client, admin_token, tenant["id"], "ci-bot", role="service")
     r = await client.post("/scheduler/devices/allocate", headers=auth(service), json=in_pool(pool))
     assert_problem(r, 422, "invalid_request")
-    r = await client.post("/scheduler/devices/allocate", headers=auth(service),
-                          json=in_pool(pool, userId="bob"))
+    r = await client.post(
+        "/scheduler/devices/allocate", headers=auth(service), json=in_pool(pool, userId="bob")
+    )
     assert r.status_code == 201 and r.json()["userId"] == "bob"
     # the user sees the lease its tenant's service made for it, and may release it
-    r = await client.post("/scheduler/devices/release", headers=auth(token),
-                          json={"allocationId": r.json()["allocationId"]})
+    r = await client.post(
+        "/scheduler/devices/release",
+        headers=auth(token),
+        json={"allocationId": r.json()["allocationId"]},
+    )
     assert r.status_code == 200
-    for path, body in (("/scheduler/nodes", {}), ("/scheduler/admin/tenants", {}),
-                       ("/scheduler/allocations/release-expired", None)):
+    for path, body in (
+        ("/scheduler/nodes", {}),
+        ("/scheduler/admin/tenants", {}),
+        ("/scheduler/allocations/release-expired", None),
+    ):
         r = await client.post(path, headers=auth(token), json=body)
         assert r.status_code in (403, 422), r.text
     r = await client.post("/scheduler/allocations/release-expired", headers=auth(token))
@@ -134,16 +156,24 @@ async def test_capacity_and_quota_refusals_have_their_codes(
 ) -> None:
     _, token = user
     pool = await new_pool(client, admin_token, devices=2)
-    r = await client.post("/scheduler/devices/allocate", headers=auth(token),
-                          json=in_pool(pool, preferredSpecs={"minCpu": 64}))
+    r = await client.post(
+        "/scheduler/devices/allocate",
+        headers=auth(token),
+        json=in_pool(pool, preferredSpecs={"minCpu": 64}),
+    )
     assert_problem(r, 409, "no_capacity")
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
     assert r.status_code == 201
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
     assert_problem(r, 403, "quota_exceeded")
-    r = await client.post(f"/scheduler/nodes/{pool.node['id']}/devices", headers=auth(admin_token),
-                          json={"count": 1, "spec": {"cpuCores": 1, "memoryMB": 1, "storageMB": 1,
-                                                     "androidVersion": "13"}})
+    r = await client.post(
+        f"/scheduler/nodes/{pool.node['id']}/devices",
+        headers=auth(admin_token),
+        json={
+            "count": 1,
+            "spec": {"cpuCores": 1, "memoryMB": 1, "storageMB": 1, "androidVersion": "13"},
+        },
+    )
     assert_problem(r, 409, "node_capacity_exceeded")
 
 
@@ -154,20 +184,32 @@ async def test_bad_query_parameters_are_422(
     for params in ({"limit": 501}, {"limit": 0}, {"status": "sleeping"}, {"cursor": "%%%"}):
         r = await client.get("/scheduler/allocations", headers=auth(token), params=params)
         assert r.status_code == 422, (params, r.text)
-    r = await client.get("/scheduler/devices/available", headers=auth(token),
-                         params={"label": "no-colon"})
+    r = await client.get(
+        "/scheduler/devices/available", headers=auth(token), params={"label": "no-colon"}
+    )
     assert_problem(r, 422, "invalid_request")
-    r = await client.post("/scheduler/devices/allocate", headers={**auth(token),
-                          "Idempotency-Key": "x" * 201}, json={})
+    r = await client.post(
+        "/scheduler/devices/allocate",
+        headers={**auth(token), "Idempotency-Key": "x" * 201},
+        json={},
+    )
     assert_problem(r, 422, "invalid_request")
 
 
 async def test_duplicate_names_are_409(client: httpx.AsyncClient, admin_token: str) -> None:
     tenant = await new_tenant(client, admin_token)
-    r = await client.post("/scheduler/admin/tenants", headers=auth(admin_token), json={
-        "name": tenant["name"], "quota": {"maxDevices": 1, "cpuCores": 1, "memoryMB": 1,
-                                          "storageMB": 1}})
+    r = await client.post(
+        "/scheduler/admin/tenants",
+        headers=auth(admin_token),
+        json={
+            "name": tenant["name"],
+            "quota": {"maxDevices": 1, "cpuCores": 1, "memoryMB": 1, "storageMB": 1},
+        },
+    )
     assert_problem(r, 409, "already_exists")
-    r = await client.post("/scheduler/admin/tokens", headers=auth(admin_token),
-                          json={"tenantId": str(uuid.uuid4()), "userId": "x", "role": "user"})
+    r = await client.post(
+        "/scheduler/admin/tokens",
+        headers=auth(admin_token),
+        json={"tenantId": str(uuid.uuid4()), "userId": "x", "role": "user"},
+    )
     assert_problem(r, 404, "tenant_not_found")

@@ -9,19 +9,14 @@ from collections import Counter
 from datetime import timedelta
 
 import httpx
-import pytest
-from sqlalchemy import text
 
 from scheduler.bootstrap import Services
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token
-
-pytestmark = pytest.mark.integration
+from tests.builders import auth, force_due, in_pool, new_pool, new_tenant, new_token, run_sql
 
 
 def housekeeper(services: Services, owner: str) -> Housekeeper:
-    config = HousekeeperConfig(relay_seconds=0.01, max_sleep_seconds=0.05,
-                               retention_seconds=3600)
+    config = HousekeeperConfig(relay_seconds=0.01, max_sleep_seconds=0.05, retention_seconds=3600)
     return Housekeeper(services.uow, services.events, services.lifecycle, config, owner)
 
 
@@ -38,13 +33,11 @@ async def test_two_housekeepers_expire_each_lease_and_relay_each_event_once(
     token = await new_token(client, admin_token, tenant["id"], "sleepy")
     ids = []
     for _ in range(12):
-        r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+        r = await client.post(
+            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+        )
         ids.append(uuid.UUID(r.json()["allocationId"]))
-    async with services.engine.begin() as conn:
-        await conn.execute(text(
-            "UPDATE allocations SET allocated_at = allocated_at - interval '1 hour',"
-            " expires_at = now() - interval '1 second' WHERE id = ANY(:ids)"
-        ), {"ids": ids})
+    await force_due(services, ids)
 
     first, second = housekeeper(services, "hk-1"), housekeeper(services, "hk-2")
     for _ in range(5):
@@ -52,25 +45,28 @@ async def test_two_housekeepers_expire_each_lease_and_relay_each_event_once(
         await asyncio.gather(first.tick(now), second.tick(now + timedelta(milliseconds=1)))
         await asyncio.sleep(0.02)
 
-    async with services.engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT a.status, a.ended_at = a.expires_at AS on_time, count(u.id) AS records"
-            " FROM allocations a LEFT JOIN usage_records u ON u.allocation_id = a.id"
-            " WHERE a.id = ANY(:ids) GROUP BY a.id"
-        ), {"ids": ids})).all()
-        unrelayed = (await conn.execute(text(
-            "SELECT count(*) FROM outbox_events WHERE relayed_at IS NULL"
-        ))).scalar_one()
-        expired_events = (await conn.execute(text(
-            "SELECT event_id::text FROM outbox_events WHERE type = 'allocation.expired'"
-            " AND aggregate_id = ANY(:ids)"
-        ), {"ids": [str(i) for i in ids]})).scalars().all()
-    assert [tuple(r) for r in rows] == [("expired", True, 1)] * 12
+    rows = await run_sql(
+        services,
+        "SELECT a.status, a.ended_at = a.expires_at AS on_time, count(u.id) AS records"
+        " FROM allocations a LEFT JOIN usage_records u ON u.allocation_id = a.id"
+        " WHERE a.id = ANY(%(ids)s) GROUP BY a.id",
+        {"ids": ids},
+    )
+    assert [tuple(r.values()) for r in rows] == [("expired", True, 1)] * 12
+    unrelayed = await run_sql(
+        services, "SELECT count(*) AS n FROM outbox_events WHERE relayed_at IS NULL"
+    )
+    expired_events = await run_sql(
+        services,
+        "SELECT event_id::text AS id FROM outbox_events WHERE type = 'allocation.expired'"
+        " AND aggregate_id = ANY(%(ids)s)",
+        {"ids": [str(i) for i in ids]},
+    )
     assert first.expired_total + second.expired_total == 12
-    assert unrelayed == 0
+    assert unrelayed[0]["n"] == 0
     relayed = await stream_event_ids(services)
     assert len(expired_events) == 12
-    assert all(relayed[e] == 1 for e in expired_events)
+    assert all(relayed[e["id"]] == 1 for e in expired_events)
     assert max(relayed.values()) == 1, "an event was relayed twice"
 
 
@@ -95,13 +91,10 @@ async def test_an_expired_device_is_reset_and_offered_again(
     pool = await new_pool(client, admin_token, devices=1)
     tenant = await new_tenant(client, admin_token)
     token = await new_token(client, admin_token, tenant["id"], "late")
-    grant = (await client.post("/scheduler/devices/allocate", headers=auth(token),
-                               json=in_pool(pool))).json()
-    async with services.engine.begin() as conn:
-        await conn.execute(text(
-            "UPDATE allocations SET allocated_at = allocated_at - interval '1 hour',"
-            " expires_at = now() - interval '1 second' WHERE id = :id"
-        ), {"id": uuid.UUID(grant["allocationId"])})
+    grant = (
+        await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+    ).json()
+    await force_due(services, [grant["allocationId"]])
     r = await client.post("/scheduler/allocations/release-expired", headers=auth(admin_token))
     assert r.status_code == 200 and r.json()["count"] >= 1
     r = await client.get(f"/scheduler/allocations/{grant['allocationId']}", headers=auth(token))

@@ -8,12 +8,11 @@ from collections import Counter
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from scheduler.bootstrap import Services
 from scheduler.domain.identity import Principal, Role
 from scheduler.services.allocations import expire_due_allocations, release_allocation
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token
+from tests.builders import auth, force_due, in_pool, new_pool, new_tenant, new_token, run_sql
 
 pytestmark = pytest.mark.integration
 
@@ -49,27 +48,13 @@ async def test_200_concurrent_allocations_by_50_users_over_20_devices_grant_exac
         assert r.json()["usage"]["maxDevices"] == active
 
 
-async def _force_due(services: Services, allocation_id: str) -> None:
-    async with services.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE allocations SET allocated_at = allocated_at - interval '2 hours',"
-                " expires_at = now() - interval '1 second' WHERE id = :id"
-            ),
-            {"id": uuid.UUID(allocation_id)},
-        )
-
-
 async def _usage_records(services: Services, allocation_id: str) -> int:
-    async with services.engine.connect() as conn:
-        return int(
-            (
-                await conn.execute(
-                    text("SELECT count(*) FROM usage_records WHERE allocation_id = :id"),
-                    {"id": uuid.UUID(allocation_id)},
-                )
-            ).scalar_one()
-        )
+    rows = await run_sql(
+        services,
+        "SELECT count(*) AS n FROM usage_records WHERE allocation_id = %(id)s",
+        {"id": uuid.UUID(allocation_id)},
+    )
+    return int(rows[0]["n"])
 
 
 async def test_release_racing_expiry_on_one_lease_writes_exactly_one_usage_record(
@@ -84,7 +69,7 @@ async def test_release_racing_expiry_on_one_lease_writes_exactly_one_usage_recor
             "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
         )
         allocation_id = r.json()["allocationId"]
-        await _force_due(services, allocation_id)
+        await force_due(services, [allocation_id])
         now = services.clock()
         outcomes = await asyncio.gather(
             release_allocation(
