@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,7 +79,7 @@ def usage_record_for(
     allocation: Allocation, *, ended_at: datetime, end_reason: str, record_id: uuid.UUID
 ) -> UsageRecord:
     """The single usage record of an ended lease; partial seconds are billed as whole ones."""
-    seconds = max(0.0, (ended_at - allocation.allocated_at).total_seconds())
+    micros = max(0, (ended_at - allocation.allocated_at) // timedelta(microseconds=1))
     return UsageRecord(
         id=record_id,
         allocation_id=allocation.id,
@@ -89,7 +88,7 @@ def usage_record_for(
         device_id=allocation.device_id,
         started_at=allocation.allocated_at,
         ended_at=ended_at,
-        duration_seconds=math.ceil(seconds - 1e-6),
+        duration_seconds=-(-micros // 1_000_000),
         resources=allocation.resources,
         end_reason=end_reason,
     )

@@ -1,21 +1,11 @@
-"""Unit-test guard rails: nothing under ``tests/unit`` may start Ray, and Hypothesis keeps
-its caches out of the work tree."""
+"""Unit-test guard rail: nothing under ``tests/unit`` may start Ray."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
-from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from hypothesis.configuration import set_hypothesis_home_dir
-
-# Hypothesis caches literal constants of the code under test in ``.hypothesis/`` in the
-# working directory even with ``database=None``; keep that out of the repository.
-if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "phonefleet-unit-hypothesis")
 
 
 class RayStartedInUnitTest(RuntimeError):

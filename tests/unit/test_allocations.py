@@ -166,13 +166,6 @@ def test_a_partial_second_is_billed_as_a_whole_one(held: timedelta, billed_secon
     assert record.duration_seconds == billed_seconds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "usage_record_for computes math.ceil(seconds - 1e-6): a lease whose length has a "
-        "fractional part of exactly one microsecond is rounded down, not up"
-    ),
-)
 @pytest.mark.parametrize(
     ("held", "billed_seconds"),
     [
