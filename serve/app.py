@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from scheduler.bootstrap import Services
+from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
 from serve.routes import admin, allocations, devices, health, nodes
 
@@ -17,6 +18,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    app.add_middleware(BearerAuthMiddleware, services=services)
     for router in (health.router, admin.router, nodes.router, devices.router, allocations.router):
         app.include_router(router)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from scheduler.bootstrap import Services
-from scheduler.domain.errors import InvalidRequest, Unauthenticated
+from scheduler.domain.errors import InvalidRequest
 from scheduler.domain.identity import Principal
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -21,18 +21,10 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_principal(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    """Raises:
-    Unauthenticated: no bearer token, or an unknown one.
-    """
-    if not authorization:
-        raise Unauthenticated("an Authorization: Bearer token is required")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return await services.authenticator.authenticate(token.strip())
+def get_principal(request: Request) -> Principal:
+    """The caller, resolved by ``BearerAuthMiddleware`` before the route ran."""
+    principal: Principal = request.state.principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from datetime import datetime
@@ -69,6 +70,20 @@ async def get_tenant(uow: UnitOfWork, principal: Principal, tenant_id: uuid.UUID
         tenant = await uow.tenants.get(tenant_id)
     if tenant is None:
         raise TenantNotFound()
+    return tenant
+
+
+async def find_tenant(uow: UnitOfWork, name_or_id: str) -> Tenant:
+    """Raises:
+    TenantNotFound: no tenant has that name or id.
+    """
+    async with uow:
+        tenant = await uow.tenants.get_by_name(name_or_id)
+        if tenant is None:
+            with contextlib.suppress(ValueError):
+                tenant = await uow.tenants.get(uuid.UUID(name_or_id))
+    if tenant is None:
+        raise TenantNotFound(f"no tenant named {name_or_id!r}")
     return tenant
 
 

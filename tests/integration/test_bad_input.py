@@ -34,6 +34,15 @@ async def test_missing_and_invalid_tokens_are_401(client: httpx.AsyncClient) -> 
     assert_problem(r, 401, "unauthorized")
     r = await client.get("/scheduler/allocations", headers={"Authorization": "Basic abc"})
     assert_problem(r, 401, "unauthorized")
+    # authentication comes first: an anonymous caller learns nothing about the body
+    r = await client.post(
+        "/scheduler/devices/allocate",
+        headers={"content-type": "application/json"},
+        content=b"{not json",
+    )
+    assert_problem(r, 401, "unauthorized")
+    r = await client.get("/scheduler/no-such-route")
+    assert_problem(r, 401, "unauthorized")
 
 
 async def test_malformed_json_is_400_and_unknown_or_invalid_fields_are_422(

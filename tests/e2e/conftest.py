@@ -1,0 +1,70 @@
+"""One real PhoneFleet for the e2e tests: ``phonefleet up --demo`` exactly as the README says,
+against this session's database and Redis, on ports of its own; ``phonefleet down`` after."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scheduler.config import Settings
+
+E2E_HTTP_PORT = int(os.environ.get("PHONEFLEET_E2E_HTTP_PORT", "8740"))
+
+
+@dataclass
+class RunningFleet:
+    api_url: str
+    admin_token: str
+    data_dir: Path
+    env: dict[str, str]
+    settings: Settings
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serve.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def fleet(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    data_dir = tmp_path_factory.mktemp("fleet")
+    token = "pf_e2e_" + secrets.token_urlsafe(16)
+    env = {
+        **os.environ,
+        "PHONEFLEET_DATA_DIR": str(data_dir),
+        "PHONEFLEET_DATABASE_URL": str(settings.database_url),
+        "PHONEFLEET_REDIS_URL": str(settings.redis_url),
+        "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
+        "PHONEFLEET_ADMIN_TOKEN": token,
+        "PHONEFLEET_HTTP_PORT": str(E2E_HTTP_PORT),
+        "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",
+        "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
+    }
+    env.pop("RAY_ADDRESS", None)
+    up = _cli(env, "up", "--demo")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield RunningFleet(f"http://127.0.0.1:{E2E_HTTP_PORT}", token, data_dir, env, settings)
+    finally:
+        down = _cli(env, "down")
+        print(down.stdout, down.stderr)
+
+
+@pytest.fixture
+def http(fleet: RunningFleet) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fleet.api_url, timeout=30) as client:
+        yield client

@@ -1,0 +1,212 @@
+"""The README's flow over HTTP against a real Ray Serve deployment, node actors and the
+housekeeper: tokens, a fleet, allocate, release, the reset, expiry and the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tests.e2e.conftest import RunningFleet
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_the_readme_flow_runs_over_serve(http: httpx.Client, fleet: RunningFleet) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert http.get("/docs").status_code == 200
+
+    admin = auth(fleet.admin_token)
+    nodes = http.get("/scheduler/nodes", headers=admin).json()
+    assert nodes, "--demo registers a fleet"
+    assert http.get("/scheduler/devices/available", headers=admin).json()["total"] > 0
+
+    tenant = http.post(
+        "/scheduler/admin/tenants",
+        headers=admin,
+        json={
+            "name": f"e2e-{uuid.uuid4().hex[:8]}",
+            "quota": {"maxDevices": 5, "cpuCores": 64, "memoryMB": 262144, "storageMB": 10**7},
+        },
+    ).json()
+    token = http.post(
+        "/scheduler/admin/tokens",
+        headers=admin,
+        json={"tenantId": tenant["id"], "userId": "dana", "role": "user"},
+    ).json()["token"]
+
+    r = http.post(
+        "/scheduler/devices/allocate",
+        headers={**auth(token), "Idempotency-Key": "k1"},
+        json={"durationMinutes": 30},
+    )
+    assert r.status_code == 201, r.text
+    grant = r.json()
+    again = http.post(
+        "/scheduler/devices/allocate",
+        headers={**auth(token), "Idempotency-Key": "k1"},
+        json={"durationMinutes": 30},
+    )
+    assert again.json()["allocationId"] == grant["allocationId"]
+
+    r = http.post(
+        "/scheduler/devices/release",
+        headers=auth(token),
+        json={"allocationId": grant["allocationId"]},
+    )
+    assert r.status_code == 200, r.text
+
+    def device_status() -> str | None:
+        with psycopg.connect(_plain(fleet.settings.database_url)) as conn:
+            row = conn.execute(
+                "SELECT status FROM devices WHERE id = %s", (uuid.UUID(grant["deviceId"]),)
+            ).fetchone()
+        return row[0] if row and row[0] == "available" else None
+
+    eventually(device_status)  # the NodeActor reset it and offered it again
+
+    # the housekeeper expires a due lease by itself and relays the events to Redis
+    r = http.post("/scheduler/devices/allocate", headers=auth(token), json={"durationMinutes": 5})
+    lease = r.json()
+    with psycopg.connect(_plain(fleet.settings.database_url)) as conn:
+        conn.execute(
+            "UPDATE allocations SET allocated_at = allocated_at - interval '1 hour',"
+            " expires_at = now() + interval '1 second' WHERE id = %s",
+            (uuid.UUID(lease["allocationId"]),),
+        )
+    eventually(
+        lambda: (
+            http.get(f"/scheduler/allocations/{lease['allocationId']}", headers=auth(token)).json()[
+                "status"
+            ]
+            == "expired"
+        )
+    )
+
+    stream = redis.Redis.from_url(str(fleet.settings.redis_url), decode_responses=True)
+
+    def relayed_types() -> set[str]:
+        types = {
+            f["type"]
+            for _, f in stream.xrange(fleet.settings.events_stream)
+            if grant["allocationId"] in f["payload"] or lease["allocationId"] in f["payload"]
+        }
+        wanted = {"allocation.granted", "allocation.released", "allocation.expired"}
+        return types if wanted <= types else set()
+
+    eventually(relayed_types)
+
+
+def test_bad_requests_over_serve_get_problem_json(http: httpx.Client) -> None:
+    r = http.post("/scheduler/devices/allocate", json={})
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    r = http.post(
+        "/scheduler/devices/allocate",
+        headers={**auth("nope"), "content-type": "application/json"},
+        content=b"{",
+    )
+    assert r.status_code == 401
+
+
+def _plain(url: str | None) -> str:
+    assert url
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+async def test_200_concurrent_allocations_over_serve_grant_exactly_the_20_devices(
+    fleet: RunningFleet,
+) -> None:
+    admin = auth(fleet.admin_token)
+    pool = f"e2e-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=fleet.api_url, timeout=60) as client:
+        node = (
+            await client.post(
+                "/scheduler/nodes",
+                headers=admin,
+                json={
+                    "name": pool,
+                    "labels": {"pool": pool},
+                    "capacity": {
+                        "cpuCores": 64,
+                        "memoryMB": 10**6,
+                        "storageMB": 10**8,
+                        "maxDevices": 20,
+                    },
+                },
+            )
+        ).json()
+        r = await client.post(
+            f"/scheduler/nodes/{node['id']}/devices",
+            headers=admin,
+            json={
+                "count": 20,
+                "spec": {
+                    "cpuCores": 2,
+                    "memoryMB": 2048,
+                    "storageMB": 8192,
+                    "androidVersion": "13",
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        tenant = (
+            await client.post(
+                "/scheduler/admin/tenants",
+                headers=admin,
+                json={
+                    "name": pool,
+                    "quota": {
+                        "maxDevices": 100,
+                        "cpuCores": 1000,
+                        "memoryMB": 10**7,
+                        "storageMB": 10**9,
+                    },
+                },
+            )
+        ).json()
+        tokens = [
+            (
+                await client.post(
+                    "/scheduler/admin/tokens",
+                    headers=admin,
+                    json={"tenantId": tenant["id"], "userId": f"u{i}", "role": "user"},
+                )
+            ).json()["token"]
+            for i in range(50)
+        ]
+        body = {"durationMinutes": 10, "preferredSpecs": {"labels": {"pool": pool}}}
+        responses = await asyncio.gather(
+            *(
+                client.post("/scheduler/devices/allocate", headers=auth(tokens[i % 50]), json=body)
+                for i in range(200)
+            )
+        )
+    codes = Counter(r.status_code for r in responses)
+    granted = [r.json()["deviceId"] for r in responses if r.status_code == 201]
+    assert codes == Counter({201: 20, 409: 180}), codes
+    assert len(set(granted)) == 20
