@@ -36,7 +36,7 @@ class HousekeeperActor:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         lifecycle = RayDeviceLifecycle(self._settings)
-        self._services = build_services(self._settings, lifecycle_factory=lambda _: lifecycle)
+        self._services = build_services(self._settings, lifecycle)
         self._lifecycle = lifecycle
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._housekeeper = Housekeeper(

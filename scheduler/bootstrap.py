@@ -63,26 +63,24 @@ def build_driver(settings: Settings) -> DeviceDriver:
 
 def build_services(
     settings: Settings,
-    lifecycle_factory: Callable[[Services], DeviceLifecycle] | None = None,
+    lifecycle: DeviceLifecycle | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Services:
-    """Wire a process. Without ``lifecycle_factory`` the node agents run in this process."""
+    """Wire a process. Without ``lifecycle`` the node agents run in this process."""
     database_url, redis_url = settings.require_urls()
     database = Database(database_url, max_size=settings.db_pool_size)
     redis = Redis.from_url(redis_url, decode_responses=True)
-    services = Services(
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(database)
+
+    return Services(
         settings=settings,
         database=database,
         redis=redis,
         events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
-        lifecycle=None,  # type: ignore[arg-type]  # set just below; needs the services
-        authenticator=None,  # type: ignore[arg-type]
+        lifecycle=lifecycle
+        or InProcessDeviceLifecycle(NodeAgent(uow, build_driver(settings), clock)),
+        authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
         clock=clock,
     )
-    services.authenticator = TokenAuthenticator(services.uow, settings.token_cache_seconds)
-    if lifecycle_factory is None:
-        agent = NodeAgent(services.uow, build_driver(settings), clock)
-        services.lifecycle = InProcessDeviceLifecycle(agent)
-    else:
-        services.lifecycle = lifecycle_factory(services)
-    return services

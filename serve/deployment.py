@@ -28,7 +28,7 @@ class PhoneFleetIngress:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         self._services: Services = build_services(
-            self._settings, lifecycle_factory=lambda built: RayDeviceLifecycle(built.settings)
+            self._settings, RayDeviceLifecycle(self._settings)
         )
 
     def __serve_build_asgi_app__(self) -> Any:

@@ -28,7 +28,9 @@ class RunningFleet:
     settings: Settings
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "serve.cli", *args],
         env=env,
@@ -55,12 +57,12 @@ def fleet(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
     }
     env.pop("RAY_ADDRESS", None)
-    up = _cli(env, "up", "--demo")
+    up = run_cli(env, "up", "--demo")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         yield RunningFleet(f"http://127.0.0.1:{E2E_HTTP_PORT}", token, data_dir, env, settings)
     finally:
-        down = _cli(env, "down")
+        down = run_cli(env, "down")
         print(down.stdout, down.stderr)
 
 

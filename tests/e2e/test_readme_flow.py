@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.e2e.conftest import RunningFleet
+from tests.e2e.conftest import RunningFleet, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -210,3 +210,17 @@ async def test_200_concurrent_allocations_over_serve_grant_exactly_the_20_device
     granted = [r.json()["deviceId"] for r in responses if r.status_code == 201]
     assert codes == Counter({201: 20, 409: 180}), codes
     assert len(set(granted)) == 20
+
+
+def test_cli_status_and_token_create_work_against_the_running_fleet(
+    fleet: RunningFleet, http: httpx.Client
+) -> None:
+    status = run_cli(fleet.env, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    created = run_cli(fleet.env, "token", "create", "--tenant", "demo", "--user", "cli-user")
+    assert created.returncode == 0, created.stdout + created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    r = http.get("/scheduler/allocations", headers=auth(token))
+    assert r.status_code == 200 and r.json()["total"] == 0
+    refused = run_cli(fleet.env, "token", "create", "--tenant", "no-such-tenant", "--user", "x")
+    assert refused.returncode == 1
