@@ -29,6 +29,8 @@ from scheduler.services.commands import (
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 UserId = Field(min_length=1, max_length=200)
 Labels = dict[str, str]
+#: At most 64 labels on anything, so a request body stays small.
+LabelsField = Field(default_factory=dict, max_length=64)
 
 
 class Body(BaseModel):
@@ -138,7 +140,7 @@ class TaintIn(Body):
 class NodeIn(Body):
     name: str = Name
     capacity: NodeCapacityIn
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = LabelsField
     taints: list[TaintIn] = Field(default_factory=list, max_length=64)
     host: str | None = Field(default=None, max_length=253)
 
@@ -201,7 +203,7 @@ class DeviceSpecIn(ResourcesIn):
 class AddDevicesIn(Body):
     count: int = Field(ge=1, le=1000)
     spec: DeviceSpecIn
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = LabelsField
 
     def to_command(self) -> AddDevices:
         return AddDevices(
@@ -265,7 +267,7 @@ class PreferredSpecs(Body):
     minMemory: int = Field(default=0, ge=0)
     minStorage: int = Field(default=0, ge=0)
     androidVersion: str | None = Field(default=None, min_length=1, max_length=16)
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = LabelsField
     tolerations: list[TolerationIn] = Field(default_factory=list, max_length=64)
 
     def requirements(self) -> DeviceRequirements:
