@@ -17,6 +17,7 @@ import ray
 
 from actors.names import HOUSEKEEPER, NAMESPACE
 from actors.node_actor import RayDeviceLifecycle
+from actors.queue_actor import RayQueueDispatcher
 from scheduler.bootstrap import build_services, utc_now
 from scheduler.config import Settings
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
@@ -29,6 +30,7 @@ def housekeeper_config(settings: Settings) -> HousekeeperConfig:
         relay_seconds=settings.outbox_relay_seconds,
         max_sleep_seconds=settings.housekeeper_max_sleep_seconds,
         retention_seconds=settings.job_tick_retention_seconds,
+        queue_sweep_seconds=settings.queue_sweep_seconds,
     )
 
 
@@ -36,13 +38,15 @@ class HousekeeperActor:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         lifecycle = RayDeviceLifecycle(self._settings)
-        self._services = build_services(self._settings, lifecycle)
+        queue = RayQueueDispatcher(self._settings)
+        self._services = build_services(self._settings, lifecycle, queue)
         self._lifecycle = lifecycle
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._housekeeper = Housekeeper(
             self._services.uow,
             self._services.events,
             lifecycle,
+            queue,
             housekeeper_config(self._settings),
             owner,
         )

@@ -7,6 +7,7 @@ import zlib
 
 NAMESPACE = "phonefleet"
 HOUSEKEEPER = "phonefleet-housekeeper"
+QUEUE = "phonefleet-queue"
 NODE_ACTOR_PREFIX = "phonefleet-node-"
 
 

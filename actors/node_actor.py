@@ -26,8 +26,13 @@ logger = logging.getLogger(__name__)
 class NodeActor:
     def __init__(self, settings: dict[str, Any], node_ids: list[str]) -> None:
         self._settings = Settings(**settings)
-        self._services = build_services(self._settings)
-        self._agent = NodeAgent(self._services.uow, build_driver(self._settings), utc_now)
+        from actors.queue_actor import RayQueueDispatcher  # the queue actor needs this module
+
+        queue = RayQueueDispatcher(self._settings)
+        self._services = build_services(self._settings, RayDeviceLifecycle(self._settings), queue)
+        self._agent = NodeAgent(
+            self._services.uow, build_driver(self._settings), utc_now, on_ready=queue.wake
+        )
         for node_id in node_ids:
             self._agent.adopt(uuid.UUID(node_id))
         self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())

@@ -17,8 +17,11 @@ from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
+from scheduler.domain.queueing import QueuePolicy
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
-from scheduler.services.ports import DeviceDriver, DeviceLifecycle, UnitOfWork
+from scheduler.services.ports import DeviceDriver, DeviceLifecycle, QueueDispatcher, UnitOfWork
+from scheduler.services.queue import QueueLimits
+from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
 
 
@@ -35,6 +38,9 @@ class Services:
     redis: Redis
     events: RedisEventStream
     lifecycle: DeviceLifecycle
+    queue: QueueDispatcher
+    queue_policy: QueuePolicy
+    queue_limits: QueueLimits
     authenticator: TokenAuthenticator
     clock: Callable[[], datetime]
 
@@ -61,26 +67,39 @@ def build_driver(settings: Settings) -> DeviceDriver:
     return SimulatedDeviceDriver(settings.device_provision_seconds, settings.device_reset_seconds)
 
 
+def queue_policy(settings: Settings) -> QueuePolicy:
+    return QueuePolicy(aging_per_minute=settings.queue_aging_per_minute)
+
+
 def build_services(
     settings: Settings,
     lifecycle: DeviceLifecycle | None = None,
+    queue: QueueDispatcher | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Services:
-    """Wire a process. Without ``lifecycle`` the node agents run in this process."""
+    """Wire a process. Without ``lifecycle`` and ``queue``, the node agents and the queue
+    drains run in this process (a single-process deployment, and the tests of the app)."""
     database_url, redis_url = settings.require_urls()
     database = Database(database_url, max_size=settings.db_pool_size)
     redis = Redis.from_url(redis_url, decode_responses=True)
+    policy = queue_policy(settings)
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(database)
 
+    queue = queue or QueueDrainer(uow, policy, clock)
+    lifecycle = lifecycle or InProcessDeviceLifecycle(
+        NodeAgent(uow, build_driver(settings), clock, on_ready=queue.wake)
+    )
     return Services(
         settings=settings,
         database=database,
         redis=redis,
         events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
-        lifecycle=lifecycle
-        or InProcessDeviceLifecycle(NodeAgent(uow, build_driver(settings), clock)),
+        lifecycle=lifecycle,
+        queue=queue,
+        queue_policy=policy,
+        queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
         clock=clock,
     )

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     node_actor_shards: int = 0
     adb_host: str = "127.0.0.1"
 
+    queue_cap_per_tenant: int = 100
+    queue_cap_total: int = 10_000
+    queue_aging_per_minute: float = 20.0
+    queue_sweep_seconds: float = 5.0
+
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0
     job_tick_retention_seconds: float = 3600.0

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
-from serve.routes import admin, allocations, devices, health, nodes
+from serve.routes import admin, allocations, devices, health, nodes, queue
 
 
 def create_app(services: Services) -> FastAPI:
@@ -19,6 +19,13 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BearerAuthMiddleware, services=services)
-    for router in (health.router, admin.router, nodes.router, devices.router, allocations.router):
+    for router in (
+        health.router,
+        admin.router,
+        nodes.router,
+        devices.router,
+        allocations.router,
+        queue.router,
+    ):
         app.include_router(router)
     return app

@@ -234,9 +234,12 @@ def _app_args(settings: Settings) -> dict[str, Any]:
 
 
 def _ensure_housekeeper(settings: Settings) -> None:
+    """The housekeeper and the queue actor (both named, detached, get-if-exists)."""
     from actors.housekeeper import ensure_housekeeper
+    from actors.queue_actor import queue_actor_handle
 
     ensure_housekeeper(settings)
+    queue_actor_handle(settings)
 
 
 def _print_summary(

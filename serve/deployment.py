@@ -14,6 +14,7 @@ from ray import serve
 from ray.serve import Application
 
 from actors.node_actor import RayDeviceLifecycle
+from actors.queue_actor import RayQueueDispatcher
 from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings
 from serve.app import create_app
@@ -28,7 +29,7 @@ class PhoneFleetIngress:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         self._services: Services = build_services(
-            self._settings, RayDeviceLifecycle(self._settings)
+            self._settings, RayDeviceLifecycle(self._settings), RayQueueDispatcher(self._settings)
         )
 
     def __serve_build_asgi_app__(self) -> Any:

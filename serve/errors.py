@@ -22,6 +22,7 @@ ERROR_STATUS: tuple[tuple[type[errors.SchedulerError], int], ...] = (
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.QuotaExceeded, 403),
+    (errors.QueueFull, 429),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.InvalidRequest, 422),
@@ -85,6 +86,8 @@ async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.SchedulerError)
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.QueueFull):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
     return problem(status, exc.code, exc.detail, headers=headers)
 
 

@@ -15,6 +15,13 @@ from scheduler.domain.allocations import (
     Allocation,
 )
 from scheduler.domain.fleet import Device, Node
+from scheduler.domain.queueing import (
+    DEFAULT_WAIT_MINUTES,
+    MAX_QUEUE_DURATION_MINUTES,
+    MAX_WAIT_MINUTES,
+    MIN_QUEUE_DURATION_MINUTES,
+    MIN_WAIT_MINUTES,
+)
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint, Toleration
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import (
@@ -25,6 +32,7 @@ from scheduler.services.commands import (
     RegisterNode,
     Release,
 )
+from scheduler.services.queue import EntryView, JoinQueue
 
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 UserId = Field(min_length=1, max_length=200)
@@ -287,6 +295,16 @@ class AllocateIn(Body):
         default=DEFAULT_DURATION_MINUTES, ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES
     )
     preferredSpecs: PreferredSpecs | None = None
+    queueIfUnavailable: bool = False
+    maxWaitMinutes: int = Field(
+        default=DEFAULT_WAIT_MINUTES, ge=MIN_WAIT_MINUTES, le=MAX_WAIT_MINUTES
+    )
+
+    def to_queue_command(self) -> JoinQueue:
+        specs = self.preferredSpecs or PreferredSpecs()
+        return JoinQueue(
+            self.userId, self.durationMinutes, specs.requirements(), self.maxWaitMinutes
+        )
 
     def to_command(self) -> AllocateDevice:
         specs = self.preferredSpecs or PreferredSpecs()
@@ -405,3 +423,109 @@ class Problem(Out):
     detail: str
     code: str
     errors: list[dict[str, Any]] | None = None
+
+
+# ---- queue ------------------------------------------------------------------------------
+
+
+def specs_out(r: DeviceRequirements) -> dict[str, Any]:
+    return {
+        "minCpu": r.min_cpu,
+        "minMemory": r.min_memory_mb,
+        "minStorage": r.min_storage_mb,
+        "androidVersion": r.android_version,
+        "labels": r.labels,
+        "tolerations": [{"key": t.key, "value": t.value} for t in r.tolerations],
+    }
+
+
+class QueueJoinIn(Body):
+    userId: str | None = Field(default=None, min_length=1, max_length=200)
+    durationMinutes: int = Field(
+        default=DEFAULT_DURATION_MINUTES,
+        ge=MIN_QUEUE_DURATION_MINUTES,
+        le=MAX_QUEUE_DURATION_MINUTES,
+    )
+    preferredSpecs: PreferredSpecs | None = None
+    maxWaitMinutes: int = Field(
+        default=DEFAULT_WAIT_MINUTES, ge=MIN_WAIT_MINUTES, le=MAX_WAIT_MINUTES
+    )
+
+    def to_command(self) -> JoinQueue:
+        specs = self.preferredSpecs or PreferredSpecs()
+        return JoinQueue(
+            self.userId, self.durationMinutes, specs.requirements(), self.maxWaitMinutes
+        )
+
+
+class QueueEntryOut(Out):
+    id: uuid.UUID
+    status: str
+    priority: float | None
+    position: int | None
+    aheadCount: int | None
+    estimatedStartAt: datetime | None
+    reason: str | None
+    tenantId: uuid.UUID
+    userId: str
+    tier: str
+    durationMinutes: int
+    preferredSpecs: dict[str, Any]
+    submittedAt: datetime
+    deadlineAt: datetime
+    endedAt: datetime | None
+    allocationId: uuid.UUID | None
+
+    @classmethod
+    def of(cls, v: EntryView) -> QueueEntryOut:
+        e = v.entry
+        return cls(
+            id=e.id,
+            status=e.status.value,
+            priority=v.priority,
+            position=v.position,
+            aheadCount=v.ahead_count,
+            estimatedStartAt=v.estimated_start_at,
+            reason=v.reason,
+            tenantId=e.tenant_id,
+            userId=e.user_id,
+            tier=e.tier,
+            durationMinutes=e.duration_minutes,
+            preferredSpecs=specs_out(e.requirements),
+            submittedAt=e.submitted_at,
+            deadlineAt=e.deadline_at,
+            endedAt=e.ended_at,
+            allocationId=e.allocation_id,
+        )
+
+
+class QueuePositionOut(Out):
+    id: uuid.UUID
+    status: str
+    position: int | None
+    aheadCount: int | None
+    estimatedStartAt: datetime | None
+    reason: str | None
+
+
+class QueuePage(Out):
+    items: list[QueueEntryOut]
+    total: int
+    nextCursor: str | None
+
+
+class CancelIn(Body):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ProcessBatchIn(Body):
+    maxCount: int = Field(default=10, ge=1, le=1000)
+
+
+class GrantedOut(Out):
+    granted: int
+
+
+class TenantUpdateIn(Body):
+    tier: str | None = Field(default=None, min_length=1, max_length=32)
+    quota: QuotaIn | None = None

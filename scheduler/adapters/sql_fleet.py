@@ -172,14 +172,26 @@ class SqlDeviceRepository(SqlRepository):
             tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
             device_cursor = await self._connection.execute(query, params)
             tenant_row = await tenant_cursor.fetchone()
-            rows = await device_cursor.fetchall()
-        if requirements.tolerations:
-            rows = [
-                r
-                for r in rows
-                if all(Taint(**t).is_tolerated_by(requirements.tolerations) for t in r["taints"])
-            ]
+            rows = _tolerated(await device_cursor.fetchall(), requirements)
         return (tenant_from_row(tenant_row) if tenant_row else None), _candidates(rows)
+
+    async def matching_states(
+        self, requirements: DeviceRequirements
+    ) -> list[tuple[DeviceStatus, datetime | None]]:
+        """Every device that matches ``requirements`` and is or will become available: its
+        status and, when leased, its lease's expiry."""
+        clauses, params = _matching(requirements)
+        rows = await self._rows(
+            "SELECT d.status, a.expires_at, n.taints FROM devices d"
+            " JOIN nodes n ON n.id = d.node_id"
+            " LEFT JOIN allocations a ON a.device_id = d.id AND a.status = 'active'"
+            " WHERE d.status IN ('available', 'allocated', 'resetting', 'provisioning') AND "
+            + " AND ".join(clauses),
+            params,
+        )
+        return [
+            (DeviceStatus(r["status"]), r["expires_at"]) for r in _tolerated(rows, requirements)
+        ]
 
     async def transition(
         self,
@@ -240,9 +252,10 @@ class SqlDeviceRepository(SqlRepository):
         return ADB_BASE_PORT if row is None or row["port"] is None else int(row["port"]) + 1
 
 
-def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
-    """The read of available devices on ready nodes that match ``requirements``."""
-    clauses = ["d.status = 'available'", "n.status = 'ready'"]
+def _matching(requirements: DeviceRequirements) -> tuple[list[str], dict[str, Any]]:
+    """WHERE clauses for devices on ready nodes that match ``requirements``, whatever their
+    status (taints are checked here only when the request tolerates none)."""
+    clauses = ["n.status = 'ready'"]
     params: dict[str, Any] = {}
     if requirements.min_cpu:
         clauses.append("d.cpu_cores >= %(min_cpu)s")
@@ -261,10 +274,27 @@ def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, A
         params["labels"] = Jsonb(requirements.labels)
     if not requirements.tolerations:
         clauses.append("n.taints = '[]'::jsonb")
+    return clauses, params
+
+
+def _tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
+    if not requirements.tolerations:
+        return rows
+    return [
+        r
+        for r in rows
+        if all(Taint(**t).is_tolerated_by(requirements.tolerations) for t in r["taints"])
+    ]
+
+
+def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
+    """The read of available devices on ready nodes that match ``requirements``."""
+    clauses, params = _matching(requirements)
     taints = ", n.taints" if requirements.tolerations else ""
     query = (
         "SELECT d.id, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"
-        f"{taints} FROM devices d JOIN nodes n ON n.id = d.node_id WHERE " + " AND ".join(clauses)
+        f"{taints} FROM devices d JOIN nodes n ON n.id = d.node_id"
+        " WHERE d.status = 'available' AND " + " AND ".join(clauses)
     )
     return query, params
 

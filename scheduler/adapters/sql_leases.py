@@ -74,7 +74,7 @@ def allocation_from_row(row: Row) -> Allocation:
     )
 
 
-def _scope_sql(scope: Scope, params: dict[str, Any]) -> str:
+def scope_sql(scope: Scope, params: dict[str, Any]) -> str:
     clauses = []
     if scope.tenant_id is not None:
         clauses.append("tenant_id = %(scope_tenant)s")
@@ -140,7 +140,7 @@ class SqlAllocationRepository(SqlRepository):
         params: dict[str, Any] = {"id": allocation_id}
         row = await self._row(
             f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE id = %(id)s AND "
-            + _scope_sql(scope, params)
+            + scope_sql(scope, params)
             + (" FOR UPDATE" if lock else ""),
             params,
         )
@@ -153,7 +153,7 @@ class SqlAllocationRepository(SqlRepository):
         row = await self._row(
             f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE device_id = %(device_id)s"
             " AND status = 'active' AND "
-            + _scope_sql(scope, params)
+            + scope_sql(scope, params)
             + (" FOR UPDATE" if lock else ""),
             params,
         )
@@ -189,7 +189,7 @@ class SqlAllocationRepository(SqlRepository):
 
     async def list(self, scope: Scope, query: AllocationFilter) -> Page[Allocation]:
         params: dict[str, Any] = {"limit": query.limit + 1}
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         if query.user_id is not None:
             where += " AND user_id = %(user_id)s"
             params["user_id"] = query.user_id
@@ -214,7 +214,7 @@ class SqlAllocationRepository(SqlRepository):
 
     async def stats(self, scope: Scope, now: datetime) -> dict[str, Any]:
         params: dict[str, Any] = {"soon": now + EXPIRING_SOON}
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         row = await self._row(
             "SELECT count(*) AS total,"
             " count(*) FILTER (WHERE status = 'active') AS active,"

@@ -62,6 +62,33 @@ class SqlTenantRepository(SqlRepository):
     async def list(self) -> list[Tenant]:
         return [tenant_from_row(r) for r in await self._rows("SELECT * FROM tenants ORDER BY name")]
 
+    async def update(
+        self,
+        tenant_id: uuid.UUID,
+        tier: str | None,
+        max_devices: int | None,
+        quota: Resources | None,
+    ) -> Tenant | None:
+        """Change the tier and/or the quota; a quota below current usage is refused by
+        ``tenants_usage_within_quota_v1``."""
+        row = await self._row(
+            "UPDATE tenants SET tier = coalesce(%(tier)s, tier),"
+            " max_devices = coalesce(%(max_devices)s, max_devices),"
+            " max_cpu_cores = coalesce(%(cpu)s, max_cpu_cores),"
+            " max_memory_mb = coalesce(%(mem)s, max_memory_mb),"
+            " max_storage_mb = coalesce(%(sto)s, max_storage_mb)"
+            " WHERE id = %(id)s RETURNING *",
+            {
+                "id": tenant_id,
+                "tier": tier,
+                "max_devices": max_devices,
+                "cpu": quota.cpu_cores if quota else None,
+                "mem": quota.memory_mb if quota else None,
+                "sto": quota.storage_mb if quota else None,
+            },
+        )
+        return tenant_from_row(row) if row else None
+
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None:
         await self._send(
             "UPDATE tenants SET used_devices = used_devices - 1,"

@@ -24,6 +24,7 @@ from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
 from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
+from scheduler.adapters.sql_queue import SqlQueueRepository
 from scheduler.adapters.sql_tenancy import (
     SqlIdempotencyRepository,
     SqlTenantRepository,
@@ -109,6 +110,7 @@ class SqlUnitOfWork:
         self.devices = SqlDeviceRepository(connection)
         self.allocations = SqlAllocationRepository(connection)
         self.usage = SqlUsageRepository(connection)
+        self.queue = SqlQueueRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.jobs = SqlJobLedger(connection)

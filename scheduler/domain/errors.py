@@ -86,6 +86,25 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class QueueEntryNotFound(NotFound):
+    """No such queue entry is visible to the caller."""
+
+    code = "queue_entry_not_found"
+
+
+class QueueEntryNotWaiting(Conflict):
+    """The queue entry no longer waits."""
+
+    code = "queue_entry_not_waiting"
+
+
+class QueueFull(SchedulerError):
+    """The wait queue is full; retry later."""
+
+    code = "queue_full"
+    retry_after_seconds = 30
+
+
 class QuotaExceeded(SchedulerError):
     """The tenant's quota does not admit this request."""
 

@@ -18,6 +18,11 @@ NODE_REGISTERED = "node.registered"
 NODE_CORDONED = "node.cordoned"
 NODE_UNCORDONED = "node.uncordoned"
 TENANT_CREATED = "tenant.created"
+TENANT_UPDATED = "tenant.updated"
+QUEUE_JOINED = "queue.joined"
+QUEUE_FULFILLED = "queue.fulfilled"
+QUEUE_CANCELLED = "queue.cancelled"
+QUEUE_TIMED_OUT = "queue.timed_out"
 
 ENDED_EVENT = {
     "released": ALLOCATION_RELEASED,

@@ -24,6 +24,7 @@ from scheduler.domain.errors import (
 )
 from scheduler.domain.fleet import Device, DeviceStatus
 from scheduler.domain.identity import Principal, acting_user, scope_of
+from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.commands import (
     AllocateDevice,
     AllocationFilter,
@@ -81,32 +82,43 @@ async def allocate_device(
             )
             if first is not None:
                 return await _replay(uow, principal, first, command.fingerprint())
-        # The tenant row stays locked to the end of the transaction: a tenant's allocations
-        # serialize there, so a claimed device is never rolled back for quota (which would
-        # have made concurrent requests skip a device that ends up free).
-        tenant, candidates = await uow.devices.placement_snapshot(
-            principal.tenant_id, command.requirements
-        )
-        if tenant is None or tenant.devices_left < 1:
-            raise QuotaExceeded("the tenant's device quota is used up")
-        ranked = rank_best_fit(
-            candidates, as_vector(command.requirements.minimum), as_vector(tenant.headroom)
-        )
-        claimed = await uow.allocations.grant(lease, [candidates.ids[i] for i in ranked])
-        if claimed is None:
-            if len(candidates) and not len(ranked):
-                raise QuotaExceeded(
-                    f"no matching device fits the tenant's remaining quota {tenant.headroom}"
-                )
-            raise NoCapacity(f"no available device matches: {command.requirements.describe()}")
-        device, charged = claimed
-        if not charged:
-            raise QuotaExceeded(f"the tenant's quota does not admit a device of {device.spec}")
-        grant = Grant(lease.on(device), device)
-        await uow.outbox.add([_granted_event(grant.allocation, device)])
+        grant = await place_lease(uow, lease, command.requirements)
         if idempotency_key is not None:
             await uow.idempotency.complete(principal, idempotency_key, grant.to_record())
         await uow.commit()
+    return grant
+
+
+async def place_lease(
+    uow: UnitOfWork, lease: PendingLease, requirements: DeviceRequirements
+) -> Grant:
+    """Inside the caller's transaction: the best-fitting device the tenant's quota admits,
+    claimed and leased, with its ``allocation.granted`` event.
+
+    The tenant row stays locked to the end of the transaction: a tenant's grants serialize
+    there, so a claimed device is never rolled back for quota (which would have made
+    concurrent requests skip a device that ends up free).
+
+    Raises:
+        NoCapacity: no available device matches.
+        QuotaExceeded: the tenant's quota does not admit any matching device.
+    """
+    tenant, candidates = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
+    if tenant is None or tenant.devices_left < 1:
+        raise QuotaExceeded("the tenant's device quota is used up")
+    ranked = rank_best_fit(candidates, as_vector(requirements.minimum), as_vector(tenant.headroom))
+    claimed = await uow.allocations.grant(lease, [candidates.ids[i] for i in ranked])
+    if claimed is None:
+        if len(candidates) and not len(ranked):
+            raise QuotaExceeded(
+                f"no matching device fits the tenant's remaining quota {tenant.headroom}"
+            )
+        raise NoCapacity(f"no available device matches: {requirements.describe()}")
+    device, charged = claimed
+    if not charged:
+        raise QuotaExceeded(f"the tenant's quota does not admit a device of {device.spec}")
+    grant = Grant(lease.on(device), device)
+    await uow.outbox.add([_granted_event(grant.allocation, device)])
     return grant
 
 

@@ -15,13 +15,20 @@ from datetime import datetime, timedelta
 
 from scheduler.services.allocations import end_due_allocations, next_expiry
 from scheduler.services.commands import Release
-from scheduler.services.ports import DeviceLifecycle, EventStream, UnitOfWorkFactory
+from scheduler.services.ports import (
+    DeviceLifecycle,
+    EventStream,
+    QueueDispatcher,
+    UnitOfWorkFactory,
+)
+from scheduler.services.queue import time_out_overdue_entries
 
 logger = logging.getLogger(__name__)
 
 EXPIRE_JOB = "expire-allocations"
 RELAY_JOB = "relay-outbox"
 PRUNE_JOB = "prune-job-ticks"
+QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -62,6 +69,16 @@ async def run_expiry(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: st
     return ended
 
 
+async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> int:
+    """Time out every waiting entry past its deadline under the ledger tick of this second."""
+    async with uow_factory() as uow:
+        if not await uow.jobs.claim_tick(QUEUE_TIMEOUT_JOB, tick_of(now, 1.0), owner, now):
+            return 0
+        count = await time_out_overdue_entries(uow, now=now)
+        await uow.commit()
+    return count
+
+
 async def prune_ledger(
     uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, retention_seconds: float
 ) -> int:
@@ -87,6 +104,7 @@ class HousekeeperConfig:
     relay_seconds: float
     max_sleep_seconds: float
     retention_seconds: float
+    queue_sweep_seconds: float = 5.0
 
 
 class Housekeeper:
@@ -98,17 +116,22 @@ class Housekeeper:
         uow_factory: UnitOfWorkFactory,
         stream: EventStream,
         lifecycle: DeviceLifecycle,
+        queue: QueueDispatcher,
         config: HousekeeperConfig,
         owner: str,
     ) -> None:
         self._uow_factory = uow_factory
         self._stream = stream
         self._lifecycle = lifecycle
+        self._queue = queue
+        self._next_deadline: datetime | None = None
+        self._next_sweep: datetime | None = None
         self._config = config
         self._owner = owner
         self._next_expiry: datetime | None = None
         self.expired_total = 0
         self.relayed_total = 0
+        self.timed_out_total = 0
 
     async def tick(self, now: datetime) -> None:
         """Run whatever is due; each job fails alone and is retried next tick."""
@@ -117,9 +140,24 @@ class Housekeeper:
                 ended = await run_expiry(self._uow_factory, now=now, owner=self._owner)
                 self.expired_total += len(ended)
                 request_resets(self._lifecycle, ended)
+                if ended:
+                    self._queue.wake()  # their quota is free again
             self._next_expiry = await next_expiry(self._uow_factory())
         except Exception:
             logger.exception("lease expiry failed")
+        try:
+            if self._next_deadline is None or self._next_deadline <= now:
+                self.timed_out_total += await run_queue_timeouts(
+                    self._uow_factory, now=now, owner=self._owner
+                )
+            async with self._uow_factory() as uow:
+                self._next_deadline = await uow.queue.next_deadline()
+        except Exception:
+            logger.exception("queue timeouts failed")
+        if self._next_sweep is None or self._next_sweep <= now:
+            # The safety sweep: drains are event-driven; this only catches a lost wake.
+            self._queue.wake()
+            self._next_sweep = now + timedelta(seconds=self._config.queue_sweep_seconds)
         try:
             self.relayed_total += await relay_outbox(
                 self._uow_factory,
@@ -141,8 +179,9 @@ class Housekeeper:
             logger.exception("job ledger pruning failed")
 
     def seconds_until_next(self, now: datetime) -> float:
-        """Sleep until the next lease is due, but never past the relay interval."""
+        """Sleep until the next lease or queue deadline is due, never past the relay interval."""
         wait = self._config.relay_seconds
-        if self._next_expiry is not None:
-            wait = min(wait, (self._next_expiry - now).total_seconds())
+        for due in (self._next_expiry, self._next_deadline):
+            if due is not None:
+                wait = min(wait, (due - now).total_seconds())
         return max(0.0, min(wait, self._config.max_sleep_seconds))

@@ -18,17 +18,20 @@ logger = logging.getLogger(__name__)
 
 class NodeAgent:
     """Drives the devices of some nodes through a ``DeviceDriver``; never decides who gets a
-    device (the allocation path never waits on it)."""
+    device (the allocation path never waits on it). ``on_ready`` is called when devices
+    became available, to wake the queue."""
 
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
         driver: DeviceDriver,
         clock: Callable[[], datetime],
+        on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self._uow_factory = uow_factory
         self._driver = driver
         self._clock = clock
+        self._on_ready = on_ready
         self._node_ids: set[uuid.UUID] = set()
         self._in_flight: set[uuid.UUID] = set()
 
@@ -60,6 +63,8 @@ class NodeAgent:
             ready = await mark_devices_ready(
                 self._uow_factory(), [d.id for d in devices], source, now=self._clock()
             )
+            if ready:
+                self._on_ready()  # the queue may have waiters for these devices
             return len(ready)
         finally:
             self._in_flight.difference_update(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -13,6 +13,7 @@ from scheduler.domain.allocations import Allocation, AllocationStatus, UsageReco
 from scheduler.domain.events import Event
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
 from scheduler.domain.identity import Principal, Role, Scope
+from scheduler.domain.queueing import QueueEntry, QueueStatus
 from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
@@ -28,6 +29,13 @@ class TenantRepository(Protocol):
     async def get_by_name(self, name: str) -> Tenant | None: ...
     async def list(self) -> list[Tenant]: ...
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None: ...
+    async def update(
+        self,
+        tenant_id: uuid.UUID,
+        tier: str | None,
+        max_devices: int | None,
+        quota: Resources | None,
+    ) -> Tenant | None: ...
 
 
 class TokenRepository(Protocol):
@@ -71,6 +79,12 @@ class DeviceRepository(Protocol):
         self, node_ids: Sequence[uuid.UUID], statuses: Sequence[DeviceStatus]
     ) -> list[Device]: ...
     async def next_adb_port(self, host: str) -> int: ...
+    async def matching_states(
+        self, requirements: DeviceRequirements
+    ) -> list[tuple[DeviceStatus, datetime | None]]:
+        """Status (and lease expiry, when leased) of every device that matches and is or will
+        become available."""
+        ...
 
 
 class AllocationRepository(Protocol):
@@ -101,6 +115,32 @@ class AllocationRepository(Protocol):
     async def next_expiry(self) -> datetime | None: ...
     async def list(self, scope: Scope, query: AllocationFilter) -> Page[Allocation]: ...
     async def stats(self, scope: Scope, now: datetime) -> dict[str, Any]: ...
+
+
+class QueueRepository(Protocol):
+    async def add(self, entry: QueueEntry) -> None: ...
+    async def get(self, entry_id: uuid.UUID, scope: Scope) -> QueueEntry | None: ...
+    async def lock_waiting(self, entry_id: uuid.UUID, scope: Scope) -> QueueEntry | None:
+        """The entry, held, if it still waits and no other transaction holds it."""
+        ...
+
+    async def waiting(self) -> list[QueueEntry]: ...
+    async def count_waiting(self, tenant_id: uuid.UUID) -> tuple[int, int]: ...
+    async def fulfil(
+        self, entry_id: uuid.UUID, allocation_id: uuid.UUID, now: datetime
+    ) -> None: ...
+    async def end(
+        self, entry_id: uuid.UUID, status: QueueStatus, now: datetime, reason: str | None
+    ) -> None: ...
+    async def lock_overdue(self, now: datetime, limit: int) -> list[QueueEntry]: ...
+    async def next_deadline(self) -> datetime | None: ...
+    async def list(
+        self, scope: Scope, status: str | None, limit: int, cursor: str | None
+    ) -> Page[QueueEntry]: ...
+    async def stats(self, scope: Scope) -> dict[str, Any]: ...
+    async def recent_usage(
+        self, now: datetime, half_life: timedelta, window: timedelta
+    ) -> dict[uuid.UUID, float]: ...
 
 
 class UsageRepository(Protocol):
@@ -138,6 +178,7 @@ class UnitOfWork(Protocol):
     devices: DeviceRepository
     allocations: AllocationRepository
     usage: UsageRepository
+    queue: QueueRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     jobs: JobLedger
@@ -172,6 +213,15 @@ class DeviceLifecycle(Protocol):
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         """Ask for a reset without waiting; the node reconciles anything lost."""
         ...
+
+
+class QueueDispatcher(Protocol):
+    """Drives the wait queue. ``wake`` says capacity may have freed (release, expiry, reset
+    done, new devices, raised quota, a new entry): the queue drains without the caller
+    waiting. ``drain`` runs one drain now and says how many entries it granted."""
+
+    def wake(self) -> None: ...
+    async def drain(self, max_grants: int | None = None) -> int: ...
 
 
 class DeviceDriver(Protocol):

@@ -16,7 +16,7 @@ from scheduler.domain.identity import (
     new_token,
     require_admin,
 )
-from scheduler.domain.resources import ZERO
+from scheduler.domain.resources import ZERO, Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import CreateTenant
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
@@ -51,6 +51,46 @@ async def create_tenant(
                     events.TENANT_CREATED,
                     str(tenant.id),
                     {"tenantId": str(tenant.id), "name": tenant.name},
+                    now,
+                )
+            ]
+        )
+        await uow.commit()
+    return tenant
+
+
+async def update_tenant(
+    uow: UnitOfWork,
+    principal: Principal,
+    tenant_id: uuid.UUID,
+    *,
+    tier: str | None,
+    max_devices: int | None,
+    quota: Resources | None,
+    now: datetime,
+) -> Tenant:
+    """Change a tenant's tier or quota (the queue's priority and admission follow).
+
+    Raises:
+        Forbidden: the caller is not an admin.
+        TenantNotFound: no such tenant.
+        QuotaExceeded: the new quota is below what the tenant holds now.
+    """
+    require_admin(principal)
+    async with uow:
+        tenant = await uow.tenants.update(tenant_id, tier, max_devices, quota)
+        if tenant is None:
+            raise TenantNotFound()
+        await uow.outbox.add(
+            [
+                events.Event(
+                    events.TENANT_UPDATED,
+                    str(tenant.id),
+                    {
+                        "tenantId": str(tenant.id),
+                        "tier": tenant.tier,
+                        "maxDevices": tenant.max_devices,
+                    },
                     now,
                 )
             ]

@@ -7,9 +7,10 @@ import uuid
 from fastapi import APIRouter
 
 from scheduler.domain.identity import Role
+from scheduler.domain.resources import Resources
 from scheduler.services import tenancy
 from serve.deps import PrincipalDep, ServicesDep
-from serve.schemas import TenantIn, TenantOut, TokenIn, TokenOut
+from serve.schemas import TenantIn, TenantOut, TenantUpdateIn, TokenIn, TokenOut
 
 router = APIRouter(prefix="/scheduler/admin", tags=["admin"])
 
@@ -34,6 +35,26 @@ async def get_tenant(
     tenant_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
 ) -> TenantOut:
     return TenantOut.of(await tenancy.get_tenant(services.uow(), principal, tenant_id))
+
+
+@router.patch("/tenants/{tenant_id}", response_model=TenantOut)
+async def update_tenant(
+    tenant_id: uuid.UUID, body: TenantUpdateIn, principal: PrincipalDep, services: ServicesDep
+) -> TenantOut:
+    """Set the tier (it decides queue priority) and/or the quota; a raised quota wakes the
+    queue."""
+    quota = body.quota
+    tenant = await tenancy.update_tenant(
+        services.uow(),
+        principal,
+        tenant_id,
+        tier=body.tier,
+        max_devices=quota.maxDevices if quota else None,
+        quota=Resources(quota.cpuCores, quota.memoryMB, quota.storageMB) if quota else None,
+        now=services.clock(),
+    )
+    services.queue.wake()
+    return TenantOut.of(tenant)
 
 
 @router.post("/tokens", status_code=201, response_model=TokenOut)

@@ -58,6 +58,8 @@ async def release_expired(principal: PrincipalDep, services: ServicesDep) -> Cou
     require_admin(principal)
     ended = await allocations.expire_due_allocations(services.uow(), now=services.clock())
     request_resets(services.lifecycle, ended)
+    if ended:
+        services.queue.wake()
     return CountOut(count=len(ended))
 
 

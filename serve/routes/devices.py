@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
-from scheduler.domain.errors import InvalidRequest
-from scheduler.services import allocations, fleet
+from scheduler.domain.errors import InvalidRequest, NoCapacity
+from scheduler.services import allocations, fleet, queue
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.schemas import AllocateIn, DeviceOut, DevicePage, GrantOut, ReleaseIn, ReleaseOut
+from serve.routes.queue import join
+from serve.schemas import (
+    AllocateIn,
+    DeviceOut,
+    DevicePage,
+    GrantOut,
+    QueueEntryOut,
+    ReleaseIn,
+    ReleaseOut,
+)
 
 router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
 
 
-@router.post("/allocate", status_code=201, response_model=GrantOut)
+@router.post(
+    "/allocate",
+    status_code=201,
+    response_model=GrantOut,
+    responses={202: {"model": QueueEntryOut, "description": "queued (queueIfUnavailable)"}},
+)
 async def allocate(
     body: AllocateIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
-) -> GrantOut:
-    grant = await allocations.allocate_device(
-        services.uow(), principal, body.to_command(), now=services.clock(), idempotency_key=key
-    )
+) -> Any:
+    """Lease a device now; with ``queueIfUnavailable`` a request nothing fits waits in the
+    queue instead (202 with the entry) rather than failing with 409."""
+    try:
+        grant = await allocations.allocate_device(
+            services.uow(), principal, body.to_command(), now=services.clock(), idempotency_key=key
+        )
+    except NoCapacity:
+        if not body.queueIfUnavailable:
+            raise
+        entry = await queue.join_queue(
+            services.uow(),
+            principal,
+            body.to_queue_command(),
+            now=services.clock(),
+            limits=services.queue_limits,
+        )
+        return JSONResponse((await join(services, entry)).model_dump(mode="json"), status_code=202)
     return GrantOut.of(grant)
 
 
@@ -34,6 +63,7 @@ async def release(body: ReleaseIn, principal: PrincipalDep, services: ServicesDe
         now=services.clock(),
     )
     services.lifecycle.request_reset(released.node_id, [released.device_id])
+    services.queue.wake()  # the freed quota may admit a waiter on another device
     return ReleaseOut.of(released)
 
 

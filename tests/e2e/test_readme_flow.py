@@ -224,3 +224,91 @@ def test_cli_status_and_token_create_work_against_the_running_fleet(
     assert r.status_code == 200 and r.json()["total"] == 0
     refused = run_cli(fleet.env, "token", "create", "--tenant", "no-such-tenant", "--user", "x")
     assert refused.returncode == 1
+
+
+def test_the_queue_over_serve_survives_a_queue_actor_restart_and_grants_on_release(
+    fleet: RunningFleet, http: httpx.Client
+) -> None:
+    import ray
+
+    from actors.names import NAMESPACE, QUEUE
+    from serve import launcher
+
+    admin = auth(fleet.admin_token)
+    pool = f"q-{uuid.uuid4().hex[:8]}"
+    node = http.post(
+        "/scheduler/nodes",
+        headers=admin,
+        json={
+            "name": pool,
+            "labels": {"pool": pool},
+            "capacity": {"cpuCores": 8, "memoryMB": 65536, "storageMB": 10**6, "maxDevices": 1},
+        },
+    ).json()
+    http.post(
+        f"/scheduler/nodes/{node['id']}/devices",
+        headers=admin,
+        json={
+            "count": 1,
+            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
+        },
+    )
+    tenant = http.post(
+        "/scheduler/admin/tenants",
+        headers=admin,
+        json={
+            "name": pool,
+            "quota": {"maxDevices": 10, "cpuCores": 100, "memoryMB": 10**6, "storageMB": 10**8},
+        },
+    ).json()
+    token = http.post(
+        "/scheduler/admin/tokens",
+        headers=admin,
+        json={"tenantId": tenant["id"], "userId": "q", "role": "user"},
+    ).json()["token"]
+    body = {"durationMinutes": 30, "preferredSpecs": {"labels": {"pool": pool}}}
+    lease = http.post("/scheduler/devices/allocate", headers=auth(token), json=body).json()
+    waiters = [
+        http.post("/scheduler/queue/join", headers=auth(token), json=body).json()["id"]
+        for _ in range(3)
+    ]
+
+    head = launcher.head_status(fleet.data_dir)
+    assert head is not None
+    launcher.connect(head.address)
+    try:
+        actor = ray.get_actor(QUEUE, namespace=NAMESPACE)
+
+        def mine(order: list[str]) -> list[str]:
+            return [i for i in order if i in waiters]
+
+        before = eventually(lambda: mine(ray.get(actor.order.remote())) == waiters or None)
+        assert before
+        ray.kill(actor, no_restart=False)
+        after = eventually(
+            lambda: (
+                mine(ray.get(ray.get_actor(QUEUE, namespace=NAMESPACE).order.remote())) == waiters
+                or None
+            ),
+            timeout=60,
+        )
+        assert after
+    finally:
+        ray.shutdown()
+
+    http.post(
+        "/scheduler/devices/release",
+        headers=auth(token),
+        json={"allocationId": lease["allocationId"]},
+    )
+    first = eventually(
+        lambda: (
+            http.get(f"/scheduler/queue/{waiters[0]}", headers=auth(token)).json()["status"]
+            == "fulfilled"
+        )
+    )
+    assert first
+    assert (
+        http.get(f"/scheduler/queue/{waiters[1]}", headers=auth(token)).json()["status"]
+        == "waiting"
+    )

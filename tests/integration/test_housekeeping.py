@@ -17,7 +17,9 @@ from tests.builders import auth, force_due, in_pool, new_pool, new_tenant, new_t
 
 def housekeeper(services: Services, owner: str) -> Housekeeper:
     config = HousekeeperConfig(relay_seconds=0.01, max_sleep_seconds=0.05, retention_seconds=3600)
-    return Housekeeper(services.uow, services.events, services.lifecycle, config, owner)
+    return Housekeeper(
+        services.uow, services.events, services.lifecycle, services.queue, config, owner
+    )
 
 
 async def stream_event_ids(services: Services) -> Counter[str]:

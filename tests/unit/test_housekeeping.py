@@ -18,7 +18,7 @@ def housekeeper(relay_seconds: float = 0.2, max_sleep_seconds: float = 1.0) -> H
         retention_seconds=3600.0,
     )
     # seconds_until_next touches neither the unit of work, the stream nor the lifecycle.
-    return Housekeeper(None, None, None, config, owner="unit-test")  # type: ignore[arg-type]
+    return Housekeeper(None, None, None, None, config, owner="unit-test")  # type: ignore[arg-type]
 
 
 # ---- tick_of ---------------------------------------------------------------------------

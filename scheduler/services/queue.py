@@ -1,0 +1,358 @@
+"""Use cases of the wait queue: join, look, cancel, drain (grant waiters in priority order)
+and time out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.domain import events
+from scheduler.domain.allocations import lease_window
+from scheduler.domain.errors import (
+    NoCapacity,
+    QueueEntryNotFound,
+    QueueEntryNotWaiting,
+    QueueFull,
+    QuotaExceeded,
+    TenantNotFound,
+)
+from scheduler.domain.fleet import DeviceStatus
+from scheduler.domain.identity import Principal, Scope, acting_user, scope_of
+from scheduler.domain.queueing import (
+    QueueEntry,
+    QueuePolicy,
+    QueueStatus,
+    WaitReason,
+    estimated_start,
+    ordered,
+    overuse_by_tenant,
+    priority,
+    queue_window,
+)
+from scheduler.domain.resources import DeviceRequirements
+from scheduler.services.allocations import place_lease
+from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
+
+USAGE_WINDOW = timedelta(hours=24)
+EVERYONE = Scope(None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinQueue:
+    user_id: str | None
+    duration_minutes: int
+    requirements: DeviceRequirements
+    max_wait_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Backpressure: waiting entries per tenant and in all."""
+
+    per_tenant: int = 100
+    total: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """An entry with where it stands: its priority now, its place, why it waits and when it
+    should start (``None`` once it no longer waits, or when no device matches at all)."""
+
+    entry: QueueEntry
+    priority: float | None
+    position: int | None
+    ahead_count: int | None
+    estimated_start_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOrder:
+    """The waiting entries, first to serve first, as of ``at``."""
+
+    entries: list[QueueEntry]
+    priorities: dict[uuid.UUID, float]
+    at: datetime
+
+    def place_of(self, entry_id: uuid.UUID) -> int | None:
+        for index, entry in enumerate(self.entries):
+            if entry.id == entry_id:
+                return index
+        return None
+
+
+def _event(kind: str, entry: QueueEntry, at: datetime, **extra: Any) -> events.Event:
+    return events.Event(
+        kind,
+        str(entry.id),
+        {
+            "queueEntryId": str(entry.id),
+            "tenantId": str(entry.tenant_id),
+            "userId": entry.user_id,
+            **extra,
+        },
+        at,
+    )
+
+
+async def join_queue(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: JoinQueue,
+    *,
+    now: datetime,
+    limits: QueueLimits,
+) -> QueueEntry:
+    """Put a request in the wait queue, with its tenant's tier.
+
+    Raises:
+        InvalidRequest: duration or wait out of range, or a service token without userId.
+        Forbidden: a user token acting for somebody else.
+        QueueFull: the tenant's or the global cap of waiting entries is reached.
+    """
+    user_id = acting_user(principal, command.user_id)
+    deadline = queue_window(now, command.duration_minutes, command.max_wait_minutes)
+    async with uow:
+        tenant = await uow.tenants.lock(principal.tenant_id)  # serializes the tenant's cap
+        if tenant is None:
+            raise TenantNotFound()
+        mine, total = await uow.queue.count_waiting(tenant.id)
+        if mine >= limits.per_tenant:
+            raise QueueFull(
+                f"the tenant already has {mine} waiting entries (cap {limits.per_tenant})"
+            )
+        if total >= limits.total:
+            raise QueueFull(f"the queue holds {total} waiting entries (cap {limits.total})")
+        entry = QueueEntry(
+            id=uuid.uuid4(),
+            tenant_id=tenant.id,
+            user_id=user_id,
+            tier=tenant.tier,
+            duration_minutes=command.duration_minutes,
+            requirements=command.requirements,
+            status=QueueStatus.WAITING,
+            submitted_at=now,
+            deadline_at=deadline,
+        )
+        await uow.queue.add(entry)
+        await uow.outbox.add([_event(events.QUEUE_JOINED, entry, now, tier=entry.tier)])
+        await uow.commit()
+    return entry
+
+
+async def queue_order(uow: UnitOfWork, *, now: datetime, policy: QueuePolicy) -> QueueOrder:
+    """The waiting entries in the order the queue serves them."""
+    async with uow:
+        waiting = await uow.queue.waiting()
+        usage = await uow.queue.recent_usage(now, policy.usage_half_life, USAGE_WINDOW)
+    overuse = overuse_by_tenant(usage, {e.tenant_id for e in waiting})
+    entries = ordered(waiting, now=now, policy=policy, overuse=overuse)
+    priorities = {
+        e.id: priority(e, now=now, policy=policy, overuse=overuse.get(e.tenant_id, 0.0))
+        for e in entries
+    }
+    return QueueOrder(entries, priorities, now)
+
+
+async def describe_entries(
+    uow_factory: UnitOfWorkFactory,
+    entries: list[QueueEntry],
+    *,
+    now: datetime,
+    policy: QueuePolicy,
+    reset: timedelta,
+) -> list[EntryView]:
+    """Where each entry stands (computed from the leases that will end, the devices being
+    reset and the entries ahead)."""
+    if not any(e.status is QueueStatus.WAITING for e in entries):
+        return [EntryView(e, None, None, None, None, e.reason) for e in entries]
+    order = await queue_order(uow_factory(), now=now, policy=policy)
+    views = []
+    for entry in entries:
+        place = order.place_of(entry.id)
+        if entry.status is not QueueStatus.WAITING or place is None:
+            views.append(EntryView(entry, None, None, None, None, entry.reason))
+            continue
+        async with uow_factory() as uow:
+            states = await uow.devices.matching_states(entry.requirements)
+            tenant = await uow.tenants.get(entry.tenant_id)
+        ahead = order.entries[:place]
+        free_at = [_free_at(status, expires, now, reset) for status, expires in states]
+        eta = estimated_start(
+            now=now,
+            device_free_at=free_at,
+            ahead_durations=[timedelta(minutes=e.duration_minutes) for e in ahead],
+            reset=reset,
+        )
+        views.append(
+            EntryView(
+                entry,
+                order.priorities[entry.id],
+                place + 1,
+                place,
+                eta,
+                _reason(
+                    matching=len(states),
+                    quota_left=tenant is not None and tenant.devices_left > 0,
+                    ahead=place,
+                ).value,
+            )
+        )
+    return views
+
+
+def _free_at(
+    status: DeviceStatus, expires_at: datetime | None, now: datetime, reset: timedelta
+) -> datetime:
+    if status is DeviceStatus.ALLOCATED and expires_at is not None:
+        return expires_at + reset
+    if status in (DeviceStatus.RESETTING, DeviceStatus.PROVISIONING):
+        return now + reset
+    return now
+
+
+def _reason(*, matching: int, quota_left: bool, ahead: int) -> WaitReason:
+    if matching == 0:
+        return WaitReason.NO_MATCHING_DEVICE
+    if not quota_left:
+        return WaitReason.QUOTA_EXCEEDED
+    if ahead > 0:
+        return WaitReason.HIGHER_PRIORITY_AHEAD
+    return WaitReason.ALL_MATCHING_DEVICES_BUSY
+
+
+async def get_entry(uow: UnitOfWork, principal: Principal, entry_id: uuid.UUID) -> QueueEntry:
+    """Raises:
+    QueueEntryNotFound: no such entry is visible to the caller.
+    """
+    async with uow:
+        entry = await uow.queue.get(entry_id, scope_of(principal))
+    if entry is None:
+        raise QueueEntryNotFound()
+    return entry
+
+
+async def list_entries(
+    uow: UnitOfWork, principal: Principal, status: str | None, limit: int, cursor: str | None
+) -> Page[QueueEntry]:
+    async with uow:
+        return await uow.queue.list(scope_of(principal), status, limit, cursor)
+
+
+async def queue_stats(uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
+    async with uow:
+        return await uow.queue.stats(scope_of(principal))
+
+
+async def cancel_entry(
+    uow: UnitOfWork, principal: Principal, entry_id: uuid.UUID, *, now: datetime, reason: str | None
+) -> QueueEntry:
+    """Raises:
+    QueueEntryNotFound: no such entry is visible to the caller.
+    QueueEntryNotWaiting: it was already fulfilled, cancelled or timed out.
+    """
+    scope = scope_of(principal)
+    async with uow:
+        entry = await uow.queue.get(entry_id, scope)
+        if entry is None:
+            raise QueueEntryNotFound()
+        held = await uow.queue.lock_waiting(entry_id, scope)
+        if held is None:
+            raise QueueEntryNotWaiting(f"the entry is {entry.status.value}")
+        await uow.queue.end(entry_id, QueueStatus.CANCELLED, now, reason)
+        await uow.outbox.add([_event(events.QUEUE_CANCELLED, held, now, reason=reason)])
+        await uow.commit()
+    return QueueEntry(
+        **{**_fields(held), "status": QueueStatus.CANCELLED, "ended_at": now, "reason": reason}
+    )
+
+
+def _fields(entry: QueueEntry) -> dict[str, Any]:
+    return {f: getattr(entry, f) for f in entry.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    granted: list[tuple[QueueEntry, Grant]]
+    waiting: int
+
+
+async def drain_queue(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    now: datetime,
+    policy: QueuePolicy,
+    max_grants: int | None = None,
+) -> DrainResult:
+    """Grant waiting entries in priority order while devices fit them.
+
+    Each grant is its own transaction that holds the entry (``SKIP LOCKED``), so two drains
+    running at once never grant one entry or one device twice. An entry that fits no
+    available device is skipped, and so is every later entry asking for the same thing.
+    """
+    order = await queue_order(uow_factory(), now=now, policy=policy)
+    granted: list[tuple[QueueEntry, Grant]] = []
+    exhausted: set[str] = set()
+    for entry in order.entries:
+        if max_grants is not None and len(granted) >= max_grants:
+            break
+        wanted = json.dumps(asdict(entry.requirements), sort_keys=True, default=str)
+        if wanted in exhausted:
+            continue
+        try:
+            grant = await _grant_entry(uow_factory(), entry, now=now)
+        except NoCapacity:
+            exhausted.add(wanted)
+            continue
+        except QuotaExceeded:
+            continue
+        if grant is not None:
+            granted.append((entry, grant))
+    return DrainResult(granted, len(order.entries) - len(granted))
+
+
+async def _grant_entry(uow: UnitOfWork, entry: QueueEntry, *, now: datetime) -> Grant | None:
+    async with uow:
+        held = await uow.queue.lock_waiting(entry.id, EVERYONE)
+        if held is None:
+            return None  # fulfilled, cancelled or timed out meanwhile, or another drain has it
+        allocated_at, expires_at = lease_window(now, held.duration_minutes)
+        lease = PendingLease(
+            uuid.uuid4(), held.tenant_id, held.user_id, allocated_at, expires_at, None
+        )
+        grant = await place_lease(uow, lease, held.requirements)
+        await uow.queue.fulfil(held.id, grant.allocation.id, now)
+        waited = (now - held.submitted_at).total_seconds()
+        await uow.outbox.add(
+            [
+                _event(
+                    events.QUEUE_FULFILLED,
+                    held,
+                    now,
+                    allocationId=str(grant.allocation.id),
+                    deviceId=str(grant.device.id),
+                    waitedSeconds=round(waited, 3),
+                )
+            ]
+        )
+        await uow.commit()
+    return grant
+
+
+async def time_out_overdue_entries(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> int:
+    """Inside the caller's transaction: every waiting entry past its deadline times out,
+    each once (the rows are held)."""
+    overdue = await uow.queue.lock_overdue(now, limit)
+    for entry in overdue:
+        await uow.queue.end(entry.id, QueueStatus.TIMED_OUT, now, "max_wait_exceeded")
+    await uow.outbox.add(
+        [
+            _event(events.QUEUE_TIMED_OUT, e, now, deadlineAt=e.deadline_at.isoformat())
+            for e in overdue
+        ]
+    )
+    return len(overdue)

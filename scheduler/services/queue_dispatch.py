@@ -1,0 +1,69 @@
+"""Running queue drains in one process: wakes coalesce, drains never overlap, and the latest
+order is kept for whoever asks (the QueueActor serves it; tests run it in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from scheduler.domain.queueing import QueuePolicy
+from scheduler.services.ports import UnitOfWorkFactory
+from scheduler.services.queue import DrainResult, QueueOrder, drain_queue, queue_order
+
+logger = logging.getLogger(__name__)
+
+
+class QueueDrainer:
+    """``wake()`` from anywhere in the event loop; a burst of wakes costs one or two drains."""
+
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, policy: QueuePolicy, clock: Callable[[], datetime]
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._policy = policy
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self.order: QueueOrder | None = None
+        self.granted_total = 0
+        self.drains = 0
+
+    def wake(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            try:
+                await self.drain()
+            except Exception:
+                logger.exception("queue drain failed")
+
+    async def drain(self, max_grants: int | None = None) -> int:
+        async with self._lock:
+            result: DrainResult = await drain_queue(
+                self._uow_factory, now=self._clock(), policy=self._policy, max_grants=max_grants
+            )
+            self.drains += 1
+            self.granted_total += len(result.granted)
+            self.order = await queue_order(
+                self._uow_factory(), now=self._clock(), policy=self._policy
+            )
+        return len(result.granted)
+
+    async def refresh(self) -> QueueOrder:
+        """Rebuild the order from the table (at start, or on demand)."""
+        self.order = await queue_order(self._uow_factory(), now=self._clock(), policy=self._policy)
+        return self.order
+
+    async def idle(self) -> None:
+        """Wait until no drain is running or pending (tests and shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(self._task, return_exceptions=True)
