@@ -6,8 +6,9 @@ Priority is a pure function of the entry, the tenant's recent usage and ``now``:
 
 where ``overuse`` is the tenant's share of recent (decayed) device usage minus its fair share
 (1 / number of tenants with waiting entries), clipped to [−1, 1]. Aging grows without bound,
-so no entry starves: an entry of the lowest tier overtakes any newly arrived entry once it
-has waited longer than ``starvation_bound_minutes`` (see ``QueuePolicy``).
+so no entry starves: no entry that arrives more than ``starvation_bound_minutes`` after it
+is ever served before it (see ``QueuePolicy``), so it waits for finitely many grants, however
+many requests keep coming.
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ class QueuePolicy:
 
     @property
     def starvation_bound_minutes(self) -> float:
-        """Longest an entry can be passed over by entries that arrive after it.
+        """No entry arriving more than this many minutes after another is served first.
 
-        An entry that has waited ``w`` minutes has priority ≥ ``w_min + a·w − F``; an entry
-        arriving now has at most ``w_max + F`` (it has not aged). The older one wins once
-        ``a·w > w_max − w_min + 2F``.
+        Two entries age at the same rate, so the gap between them is fixed: one that arrived
+        ``d`` minutes earlier leads by at least ``a·d − (w_max − w_min) − 2F``, which is
+        positive once ``d > (w_max − w_min + 2F) / a``.
         """
         weights = [*self.tier_weights.values(), self.default_tier_weight]
         spread = max(weights) - min(weights) + 2 * self.fairness_weight
