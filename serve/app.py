@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
-from serve.routes import admin, allocations, devices, health, nodes, queue
+from serve.routes import admin, allocations, config, devices, health, nodes, queue
 
 
 def create_app(services: Services) -> FastAPI:
@@ -26,6 +26,7 @@ def create_app(services: Services) -> FastAPI:
         devices.router,
         allocations.router,
         queue.router,
+        config.router,
     ):
         app.include_router(router)
     return app

@@ -529,3 +529,7 @@ class GrantedOut(Out):
 class TenantUpdateIn(Body):
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     quota: QuotaIn | None = None
+
+
+class StrategyIn(Body):
+    strategy: str = Field(min_length=1, max_length=32)

@@ -1,4 +1,4 @@
-"""SQL repositories of the outbox and the periodic-job ledger."""
+"""SQL repositories of the outbox, the periodic-job ledger and the scheduler settings."""
 
 from __future__ import annotations
 
@@ -62,3 +62,15 @@ class SqlJobLedger(SqlRepository):
             "DELETE FROM job_ticks WHERE ran_at < %(before)s RETURNING tick", {"before": before}
         )
         return len(rows)
+
+
+class SqlSchedulerConfig(SqlRepository):
+    async def strategy(self) -> str:
+        row = await self._row("SELECT strategy FROM scheduler_config")
+        return str(row["strategy"]) if row else "binpack"
+
+    async def set_strategy(self, strategy: str, now: datetime) -> None:
+        await self._send(
+            "UPDATE scheduler_config SET strategy = %(strategy)s, updated_at = %(now)s",
+            {"strategy": strategy, "now": now},
+        )

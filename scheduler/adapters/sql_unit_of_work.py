@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
-from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository
+from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository, SqlSchedulerConfig
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
 from scheduler.adapters.sql_queue import SqlQueueRepository
 from scheduler.adapters.sql_tenancy import (
@@ -114,6 +114,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.jobs = SqlJobLedger(connection)
+        self.config = SqlSchedulerConfig(connection)
         return self
 
     async def __aexit__(

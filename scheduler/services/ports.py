@@ -169,6 +169,11 @@ class JobLedger(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
+class SchedulerConfig(Protocol):
+    async def strategy(self) -> str: ...
+    async def set_strategy(self, strategy: str, now: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: ``async with uow: ...; await uow.commit()``; leaving rolls back."""
 
@@ -182,6 +187,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     jobs: JobLedger
+    config: SchedulerConfig
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

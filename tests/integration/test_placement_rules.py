@@ -181,3 +181,25 @@ async def test_listings_page_with_cursors_and_filters(
             "/scheduler/allocations", headers=auth(token), params={"status": "released"}
         )
     ).json()["total"] == 0
+
+
+async def test_the_strategy_is_an_admin_setting_validated_and_shown_in_the_config(
+    client: httpx.AsyncClient, admin_token: str, token: str
+) -> None:
+    r = await client.get("/scheduler/config", headers=auth(token))
+    assert r.status_code == 200
+    assert r.json()["queue"]["starvationBoundMinutes"] == 15.0
+    r = await client.post("/scheduler/strategy", headers=auth(token), json={"strategy": "spread"})
+    assert r.status_code == 403
+    r = await client.post(
+        "/scheduler/strategy", headers=auth(admin_token), json={"strategy": "zigzag"}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    for name in ("spread", "binpack"):
+        r = await client.post(
+            "/scheduler/strategy", headers=auth(admin_token), json={"strategy": name}
+        )
+        assert r.status_code == 200 and r.json() == {"strategy": name}
+        assert (await client.get("/scheduler/config", headers=auth(token))).json()[
+            "strategy"
+        ] == name
