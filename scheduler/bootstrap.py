@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -68,7 +68,12 @@ def build_driver(settings: Settings) -> DeviceDriver:
 
 
 def queue_policy(settings: Settings) -> QueuePolicy:
-    return QueuePolicy(aging_per_minute=settings.queue_aging_per_minute)
+    return QueuePolicy(
+        aging_per_minute=settings.queue_aging_per_minute,
+        preempting_tiers=frozenset(settings.preempting_tiers),
+        preemptible_tiers=frozenset(settings.preemptible_tiers),
+        preemption_grace=timedelta(seconds=settings.preemption_grace_seconds),
+    )
 
 
 def build_services(

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     queue_cap_total: int = 10_000
     queue_aging_per_minute: float = 20.0
     queue_sweep_seconds: float = 5.0
+    #: Opt-in preemption: tiers whose waiting entries may revoke leases of the preemptible
+    #: tiers after a notice and ``preemption_grace_seconds`` (JSON lists in the environment).
+    preempting_tiers: list[str] = Field(default_factory=list)
+    preemptible_tiers: list[str] = Field(default_factory=lambda: ["free"])
+    preemption_grace_seconds: float = 120.0
 
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0

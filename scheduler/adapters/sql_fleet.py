@@ -172,7 +172,7 @@ class SqlDeviceRepository(SqlRepository):
             tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
             device_cursor = await self._connection.execute(query, params)
             tenant_row = await tenant_cursor.fetchone()
-            rows = _tolerated(await device_cursor.fetchall(), requirements)
+            rows = tolerated(await device_cursor.fetchall(), requirements)
         return (tenant_from_row(tenant_row) if tenant_row else None), _candidates(rows)
 
     async def matching_states(
@@ -180,7 +180,7 @@ class SqlDeviceRepository(SqlRepository):
     ) -> list[tuple[DeviceStatus, datetime | None]]:
         """Every device that matches ``requirements`` and is or will become available: its
         status and, when leased, its lease's expiry."""
-        clauses, params = _matching(requirements)
+        clauses, params = matching_clauses(requirements)
         rows = await self._rows(
             "SELECT d.status, a.expires_at, n.taints FROM devices d"
             " JOIN nodes n ON n.id = d.node_id"
@@ -189,9 +189,7 @@ class SqlDeviceRepository(SqlRepository):
             + " AND ".join(clauses),
             params,
         )
-        return [
-            (DeviceStatus(r["status"]), r["expires_at"]) for r in _tolerated(rows, requirements)
-        ]
+        return [(DeviceStatus(r["status"]), r["expires_at"]) for r in tolerated(rows, requirements)]
 
     async def transition(
         self,
@@ -252,7 +250,7 @@ class SqlDeviceRepository(SqlRepository):
         return ADB_BASE_PORT if row is None or row["port"] is None else int(row["port"]) + 1
 
 
-def _matching(requirements: DeviceRequirements) -> tuple[list[str], dict[str, Any]]:
+def matching_clauses(requirements: DeviceRequirements) -> tuple[list[str], dict[str, Any]]:
     """WHERE clauses for devices on ready nodes that match ``requirements``, whatever their
     status (taints are checked here only when the request tolerates none)."""
     clauses = ["n.status = 'ready'"]
@@ -277,7 +275,7 @@ def _matching(requirements: DeviceRequirements) -> tuple[list[str], dict[str, An
     return clauses, params
 
 
-def _tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
+def tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
     if not requirements.tolerations:
         return rows
     return [
@@ -289,7 +287,7 @@ def _tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
 
 def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
     """The read of available devices on ready nodes that match ``requirements``."""
-    clauses, params = _matching(requirements)
+    clauses, params = matching_clauses(requirements)
     taints = ", n.taints" if requirements.tolerations else ""
     query = (
         "SELECT d.id, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"

@@ -9,11 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
-from scheduler.adapters.sql_fleet import DEVICE_COLUMNS, device_from_row
+from scheduler.adapters.sql_fleet import (
+    DEVICE_COLUMNS,
+    device_from_row,
+    matching_clauses,
+    tolerated,
+)
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
 from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Scope
-from scheduler.domain.resources import Resources
+from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 ALLOCATION_COLUMNS = (
@@ -182,10 +187,74 @@ class SqlAllocationRepository(SqlRepository):
         return [allocation_from_row(r) for r in rows]
 
     async def next_expiry(self) -> datetime | None:
+        """The next second at which a lease expires or is revoked."""
         row = await self._row(
-            "SELECT min(expires_at) AS due FROM allocations WHERE status = 'active'"
+            "SELECT min(least(expires_at, coalesce(revoke_at, expires_at))) AS due"
+            " FROM allocations WHERE status = 'active'"
         )
         return row["due"] if row else None
+
+    async def find_preemptible(
+        self,
+        requirements: DeviceRequirements,
+        tiers: Sequence[str],
+        exclude_tenant: uuid.UUID,
+    ) -> Allocation | None:
+        """The active lease of a preemptible tier, on a device that matches, that ends soonest
+        and is not already marked: held, so two drains cannot mark it twice."""
+        clauses, params = matching_clauses(requirements)
+        params.update(tiers=list(tiers), tenant=exclude_tenant)
+        rows = await self._rows(
+            f"SELECT {', '.join('a.' + c.strip() for c in ALLOCATION_COLUMNS.split(','))},"
+            " n.taints FROM allocations a JOIN tenants t ON t.id = a.tenant_id"
+            " JOIN devices d ON d.id = a.device_id JOIN nodes n ON n.id = d.node_id"
+            " WHERE a.status = 'active' AND a.revoke_at IS NULL AND t.tier = ANY(%(tiers)s)"
+            " AND a.tenant_id <> %(tenant)s AND "
+            + " AND ".join(clauses)
+            + " ORDER BY a.expires_at LIMIT 16 FOR UPDATE OF a SKIP LOCKED",
+            params,
+        )
+        rows = tolerated(rows, requirements)
+        return allocation_from_row(rows[0]) if rows else None
+
+    async def preemption_pending(self, entry_id: uuid.UUID) -> bool:
+        row = await self._row(
+            "SELECT 1 AS x FROM allocations WHERE preempted_for = %(entry)s AND status = 'active'",
+            {"entry": entry_id},
+        )
+        return row is not None
+
+    async def mark_for_revocation(
+        self, allocation_id: uuid.UUID, revoke_at: datetime, entry_id: uuid.UUID
+    ) -> None:
+        await self._send(
+            "UPDATE allocations SET revoke_at = %(at)s, preempted_for = %(entry)s"
+            " WHERE id = %(id)s AND status = 'active'",
+            {"id": allocation_id, "at": revoke_at, "entry": entry_id},
+        )
+
+    async def clear_revocation(self, allocation_id: uuid.UUID) -> None:
+        await self._send(
+            "UPDATE allocations SET revoke_at = NULL, preempted_for = NULL WHERE id = %(id)s",
+            {"id": allocation_id},
+        )
+
+    async def lock_revocations_due(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Allocation, uuid.UUID, bool]]:
+        """Leases marked for revocation whose grace has run out: each with the entry it is
+        revoked for and whether that entry still waits."""
+        rows = await self._rows(
+            f"SELECT {', '.join('a.' + c.strip() for c in ALLOCATION_COLUMNS.split(','))},"
+            " a.preempted_for, q.status = 'waiting' AS still_waiting FROM allocations a"
+            " JOIN queue_entries q ON q.id = a.preempted_for WHERE a.status = 'active'"
+            " AND a.revoke_at <= %(now)s ORDER BY a.revoke_at LIMIT %(limit)s"
+            " FOR UPDATE OF a SKIP LOCKED",
+            {"now": now, "limit": limit},
+        )
+        return [
+            (allocation_from_row(r), r["preempted_for"], bool(r["still_waiting"])) for r in rows
+        ]
 
     async def list(self, scope: Scope, query: AllocationFilter) -> Page[Allocation]:
         params: dict[str, Any] = {"limit": query.limit + 1}

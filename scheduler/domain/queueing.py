@@ -55,6 +55,14 @@ class QueuePolicy:
     aging_per_minute: float = 20.0
     fairness_weight: float = 50.0
     usage_half_life: timedelta = timedelta(hours=1)
+    #: Preemption is opt-in: entries of these tiers may revoke leases of the preemptible
+    #: tiers (after a notice and a grace period) when nothing else fits them.
+    preempting_tiers: frozenset[str] = frozenset()
+    preemptible_tiers: frozenset[str] = frozenset({"free"})
+    preemption_grace: timedelta = timedelta(minutes=2)
+
+    def may_preempt(self, tier: str) -> bool:
+        return tier in self.preempting_tiers and tier not in self.preemptible_tiers
 
     def weight_of(self, tier: str) -> float:
         return self.tier_weights.get(tier, self.default_tier_weight)

@@ -219,9 +219,36 @@ async def release_allocation(
 
 
 async def end_due_allocations(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> list[Release]:
-    """Inside the caller's transaction, end every lease whose expiry has come, each once."""
+    """Inside the caller's transaction, end every lease whose expiry has come, and revoke
+    every lease whose preemption grace has run out, each once (the rows are held)."""
     due = await uow.allocations.lock_due(now, limit)
-    return [await _end(uow, a, AllocationStatus.EXPIRED, "expired", now) for a in due]
+    ended = [await _end(uow, a, AllocationStatus.EXPIRED, "expired", now) for a in due]
+    for allocation, entry_id, still_waiting in await uow.allocations.lock_revocations_due(
+        now, limit
+    ):
+        if allocation.id in {a.id for a in due}:
+            continue
+        if still_waiting:
+            ended.append(await _end(uow, allocation, AllocationStatus.REVOKED, "preempted", now))
+            continue
+        # The waiter it was for got a device, left or timed out: the lease stays.
+        await uow.allocations.clear_revocation(allocation.id)
+        await uow.outbox.add(
+            [
+                events.Event(
+                    events.PREEMPTION_CANCELLED,
+                    str(allocation.id),
+                    {
+                        "allocationId": str(allocation.id),
+                        "userId": allocation.user_id,
+                        "tenantId": str(allocation.tenant_id),
+                        "queueEntryId": str(entry_id),
+                    },
+                    now,
+                )
+            ]
+        )
+    return ended
 
 
 async def expire_due_allocations(

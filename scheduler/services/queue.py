@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scheduler.domain import events
-from scheduler.domain.allocations import lease_window
+from scheduler.domain.allocations import Allocation, lease_window
 from scheduler.domain.errors import (
     NoCapacity,
     QueueEntryNotFound,
@@ -306,7 +306,10 @@ async def drain_queue(
         try:
             grant = await _grant_entry(uow_factory(), entry, now=now)
         except NoCapacity:
-            exhausted.add(wanted)
+            if policy.may_preempt(entry.tier):
+                await preempt_for(uow_factory(), entry, now=now, policy=policy)
+            else:
+                exhausted.add(wanted)
             continue
         except QuotaExceeded:
             continue
@@ -341,6 +344,45 @@ async def _grant_entry(uow: UnitOfWork, entry: QueueEntry, *, now: datetime) -> 
         )
         await uow.commit()
     return grant
+
+
+async def preempt_for(
+    uow: UnitOfWork, entry: QueueEntry, *, now: datetime, policy: QueuePolicy
+) -> Allocation | None:
+    """Mark one lease of a preemptible tier, on a device that fits ``entry``, for revocation
+    after the grace period, with a notice to its owner; at most one per waiting entry.
+    The housekeeper revokes it when the grace runs out (if the entry still waits)."""
+    async with uow:
+        held = await uow.queue.lock_waiting(entry.id, EVERYONE)
+        if held is None or await uow.allocations.preemption_pending(held.id):
+            return None
+        victim = await uow.allocations.find_preemptible(
+            held.requirements, sorted(policy.preemptible_tiers), exclude_tenant=held.tenant_id
+        )
+        if victim is None:
+            return None
+        revoke_at = now + policy.preemption_grace
+        await uow.allocations.mark_for_revocation(victim.id, revoke_at, held.id)
+        await uow.outbox.add(
+            [
+                events.Event(
+                    events.PREEMPTION_NOTICE,
+                    str(victim.id),
+                    {
+                        "allocationId": str(victim.id),
+                        "deviceId": str(victim.device_id),
+                        "tenantId": str(victim.tenant_id),
+                        "userId": victim.user_id,
+                        "revokeAt": revoke_at.isoformat(),
+                        "queueEntryId": str(held.id),
+                        "reason": f"a {held.tier} request needs the device",
+                    },
+                    now,
+                )
+            ]
+        )
+        await uow.commit()
+    return victim
 
 
 async def time_out_overdue_entries(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> int:

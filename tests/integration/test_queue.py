@@ -287,3 +287,99 @@ async def test_queue_input_is_validated_and_scoped(
     assert r.status_code == 200 and r.json()["total"] == 0
     r = await client.get("/scheduler/queue/stats", headers=auth(token))
     assert r.status_code == 200 and r.json()["waiting"] == 0
+
+
+async def test_an_enterprise_waiter_preempts_a_free_lease_after_notice_and_grace(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    from datetime import timedelta
+
+    from scheduler.domain.queueing import QueuePolicy
+    from scheduler.services.allocations import expire_due_allocations
+
+    pool = await new_pool(client, admin_token, devices=1)
+    free_tenant = await new_tenant(client, admin_token)
+    big_tenant = await new_tenant(client, admin_token)
+    for tenant, tier in ((free_tenant, "free"), (big_tenant, "enterprise")):
+        await client.patch(
+            f"/scheduler/admin/tenants/{tenant['id']}",
+            headers=auth(admin_token),
+            json={"tier": tier},
+        )
+    free_user = await new_token(client, admin_token, free_tenant["id"], "cheap")
+    vip = await new_token(client, admin_token, big_tenant["id"], "vip")
+    lease = (
+        await client.post(
+            "/scheduler/devices/allocate", headers=auth(free_user), json=in_pool(pool)
+        )
+    ).json()
+    entry = (
+        await client.post("/scheduler/queue/join", headers=auth(vip), json=in_pool(pool))
+    ).json()
+    await settle(services)
+
+    policy = QueuePolicy(
+        preempting_tiers=frozenset({"enterprise"}), preemption_grace=timedelta(seconds=30)
+    )
+    for _ in range(2):  # a second drain must not mark a second lease
+        await drain_queue(services.uow, now=services.clock(), policy=policy)
+    notices = await run_sql(
+        services,
+        "SELECT payload FROM outbox_events WHERE type ="
+        " 'allocation.preemption_notice' AND aggregate_id = %(id)s",
+        {"id": lease["allocationId"]},
+    )
+    assert len(notices) == 1 and notices[0]["payload"]["queueEntryId"] == entry["id"]
+
+    # within the grace period nothing happens; after it, the lease is revoked and billed
+    early = await expire_due_allocations(services.uow(), now=services.clock())
+    assert uuid.UUID(lease["allocationId"]) not in {r.allocation_id for r in early}
+    later = services.clock() + timedelta(seconds=31)
+    revoked = await expire_due_allocations(services.uow(), now=later)
+    assert [r.allocation_id for r in revoked] == [uuid.UUID(lease["allocationId"])]
+    record = await run_sql(
+        services,
+        "SELECT end_reason, duration_seconds FROM usage_records WHERE allocation_id = %(id)s",
+        {"id": uuid.UUID(lease["allocationId"])},
+    )
+    assert record[0]["end_reason"] == "preempted" and record[0]["duration_seconds"] >= 31
+    r = await client.get(f"/scheduler/allocations/{lease['allocationId']}", headers=auth(free_user))
+    assert r.json()["status"] == "revoked"
+
+    services.lifecycle.request_reset(uuid.UUID(pool.node["id"]), [uuid.UUID(lease["deviceId"])])
+    await settle(services)
+    r = (await client.get(f"/scheduler/queue/{entry['id']}", headers=auth(vip))).json()
+    assert r["status"] == "fulfilled"
+
+
+async def test_without_opting_in_nobody_is_preempted(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=1)
+    free_tenant = await new_tenant(client, admin_token)
+    big_tenant = await new_tenant(client, admin_token)
+    for tenant, tier in ((free_tenant, "free"), (big_tenant, "enterprise")):
+        await client.patch(
+            f"/scheduler/admin/tenants/{tenant['id']}",
+            headers=auth(admin_token),
+            json={"tier": tier},
+        )
+    lease = (
+        await client.post(
+            "/scheduler/devices/allocate",
+            headers=auth(await new_token(client, admin_token, free_tenant["id"], "f")),
+            json=in_pool(pool),
+        )
+    ).json()
+    await client.post(
+        "/scheduler/queue/join",
+        headers=auth(await new_token(client, admin_token, big_tenant["id"], "e")),
+        json=in_pool(pool),
+    )
+    await drain_queue(services.uow, now=services.clock(), policy=services.queue_policy)
+    rows = await run_sql(
+        services,
+        "SELECT revoke_at FROM allocations WHERE id = %(id)s",
+        {"id": uuid.UUID(lease["allocationId"])},
+    )
+    assert rows[0]["revoke_at"] is None
