@@ -31,6 +31,7 @@ def housekeeper_config(settings: Settings) -> HousekeeperConfig:
         max_sleep_seconds=settings.housekeeper_max_sleep_seconds,
         retention_seconds=settings.job_tick_retention_seconds,
         queue_sweep_seconds=settings.queue_sweep_seconds,
+        warning_lead_seconds=settings.lease_warning_seconds,
     )
 
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     preemptible_tiers: list[str] = Field(default_factory=lambda: ["free"])
     preemption_grace_seconds: float = 120.0
 
+    lease_warning_seconds: float = 300.0
+
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0
     job_tick_retention_seconds: float = 3600.0

@@ -86,9 +86,12 @@ async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.SchedulerError)
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    extra = None
     if isinstance(exc, errors.QueueFull):
         headers = {"Retry-After": str(exc.retry_after_seconds)}
-    return problem(status, exc.code, exc.detail, headers=headers)
+    if isinstance(exc, errors.ExtensionNotAllowed):
+        extra = {"maxAdditionalMinutes": exc.max_additional_minutes}
+    return problem(status, exc.code, exc.detail, extra, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

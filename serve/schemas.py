@@ -14,6 +14,7 @@ from scheduler.domain.allocations import (
     MIN_DURATION_MINUTES,
     Allocation,
 )
+from scheduler.domain.extensions import MAX_EXTENSION_MINUTES, MIN_EXTENSION_MINUTES, ExtensionInfo
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.queueing import (
     DEFAULT_WAIT_MINUTES,
@@ -86,6 +87,7 @@ class TenantOut(Out):
     tier: str
     quota: QuotaOut
     usage: QuotaOut
+    extensionPolicy: dict[str, int]
     createdAt: datetime
 
     @classmethod
@@ -95,6 +97,10 @@ class TenantOut(Out):
             name=t.name,
             tier=t.tier,
             createdAt=t.created_at,
+            extensionPolicy={
+                "maxExtensions": t.max_extensions,
+                "maxTotalMinutes": t.max_lease_minutes,
+            },
             quota=QuotaOut(
                 maxDevices=t.max_devices,
                 cpuCores=t.quota.cpu_cores,
@@ -529,7 +535,45 @@ class GrantedOut(Out):
 class TenantUpdateIn(Body):
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     quota: QuotaIn | None = None
+    extensionPolicy: ExtensionPolicyIn | None = None
 
 
 class StrategyIn(Body):
     strategy: str = Field(min_length=1, max_length=32)
+
+
+# ---- extensions -------------------------------------------------------------------------
+
+
+class ExtendIn(Body):
+    additionalMinutes: int = Field(ge=MIN_EXTENSION_MINUTES, le=MAX_EXTENSION_MINUTES)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ExtendInfoOut(Out):
+    canExtend: bool
+    maxAdditionalMinutes: int
+    remainingExtends: int
+    totalDurationMinutes: int
+    maxTotalMinutes: int
+    reason: str | None
+
+    @classmethod
+    def of(cls, i: ExtensionInfo) -> ExtendInfoOut:
+        return cls(
+            canExtend=i.can_extend,
+            maxAdditionalMinutes=i.max_additional_minutes,
+            remainingExtends=i.remaining_extends,
+            totalDurationMinutes=i.total_duration_minutes,
+            maxTotalMinutes=i.max_total_minutes,
+            reason=i.reason,
+        )
+
+
+class ExtendedOut(AllocationOut):
+    extendInfo: ExtendInfoOut
+
+
+class ExtensionPolicyIn(Body):
+    maxExtensions: int = Field(ge=0, le=1000)
+    maxTotalMinutes: int = Field(ge=1, le=525_600)

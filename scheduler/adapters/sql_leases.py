@@ -23,7 +23,7 @@ from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 ALLOCATION_COLUMNS = (
     "id, device_id, tenant_id, user_id, status, allocated_at, expires_at, ended_at, end_reason,"
-    " cpu_cores, memory_mb, storage_mb, extension_count"
+    " cpu_cores, memory_mb, storage_mb, extension_count, revoke_at"
 )
 EXPIRING_SOON = timedelta(minutes=10)
 #: How many ranked devices each grant statement tries: a short first batch (it almost always
@@ -76,6 +76,7 @@ def allocation_from_row(row: Row) -> Allocation:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
         extension_count=row["extension_count"],
+        revoke_at=row.get("revoke_at"),
     )
 
 
@@ -163,6 +164,31 @@ class SqlAllocationRepository(SqlRepository):
             params,
         )
         return allocation_from_row(row) if row else None
+
+    async def extend(self, allocation_id: uuid.UUID, expires_at: datetime) -> None:
+        """Move the expiry of an active lease (held by the caller); a new warning is due."""
+        await self._send(
+            "UPDATE allocations SET expires_at = %(expires_at)s,"
+            " extension_count = extension_count + 1, warned_at = NULL"
+            " WHERE id = %(id)s AND status = 'active'",
+            {"id": allocation_id, "expires_at": expires_at},
+        )
+
+    async def lock_unwarned(self, before: datetime, limit: int) -> list[Allocation]:
+        """Active leases expiring by ``before`` whose owner was not warned yet (held)."""
+        rows = await self._rows(
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
+            " AND warned_at IS NULL AND expires_at <= %(before)s ORDER BY expires_at"
+            " LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+            {"before": before, "limit": limit},
+        )
+        return [allocation_from_row(r) for r in rows]
+
+    async def mark_warned(self, allocation_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        await self._send(
+            "UPDATE allocations SET warned_at = %(now)s WHERE id = ANY(%(ids)s)",
+            {"ids": list(allocation_ids), "now": now},
+        )
 
     async def end(
         self,

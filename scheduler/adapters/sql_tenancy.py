@@ -26,6 +26,8 @@ def tenant_from_row(row: Row) -> Tenant:
         used_devices=row["used_devices"],
         used=Resources(row["used_cpu_cores"], row["used_memory_mb"], row["used_storage_mb"]),
         created_at=row["created_at"],
+        max_extensions=row["max_extensions"],
+        max_lease_minutes=row["max_lease_minutes"],
     )
 
 
@@ -68,6 +70,8 @@ class SqlTenantRepository(SqlRepository):
         tier: str | None,
         max_devices: int | None,
         quota: Resources | None,
+        max_extensions: int | None = None,
+        max_lease_minutes: int | None = None,
     ) -> Tenant | None:
         """Change the tier and/or the quota; a quota below current usage is refused by
         ``tenants_usage_within_quota_v1``."""
@@ -76,7 +80,9 @@ class SqlTenantRepository(SqlRepository):
             " max_devices = coalesce(%(max_devices)s, max_devices),"
             " max_cpu_cores = coalesce(%(cpu)s, max_cpu_cores),"
             " max_memory_mb = coalesce(%(mem)s, max_memory_mb),"
-            " max_storage_mb = coalesce(%(sto)s, max_storage_mb)"
+            " max_storage_mb = coalesce(%(sto)s, max_storage_mb),"
+            " max_extensions = coalesce(%(max_extensions)s, max_extensions),"
+            " max_lease_minutes = coalesce(%(max_lease_minutes)s, max_lease_minutes)"
             " WHERE id = %(id)s RETURNING *",
             {
                 "id": tenant_id,
@@ -85,6 +91,8 @@ class SqlTenantRepository(SqlRepository):
                 "cpu": quota.cpu_cores if quota else None,
                 "mem": quota.memory_mb if quota else None,
                 "sto": quota.storage_mb if quota else None,
+                "max_extensions": max_extensions,
+                "max_lease_minutes": max_lease_minutes,
             },
         )
         return tenant_from_row(row) if row else None

@@ -37,6 +37,7 @@ class Allocation:
     ended_at: datetime | None = None
     end_reason: str | None = None
     extension_count: int = 0
+    revoke_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,25 @@ class AllocationNotActive(Conflict):
     code = "allocation_not_active"
 
 
+class ExtensionNotAllowed(Conflict):
+    """The lease cannot be extended by that much."""
+
+    code = "extension_not_allowed"
+
+    def __init__(self, detail: str | None = None, max_additional_minutes: int = 0) -> None:
+        super().__init__(detail)
+        self.max_additional_minutes = max_additional_minutes
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        return type(self), (self.detail, self.max_additional_minutes)
+
+
+class ExtensionConflictsWithReservation(ExtensionNotAllowed):
+    """The device is booked soon after the lease: it can only be extended up to then."""
+
+    code = "extension_conflicts_with_reservation"
+
+
 class AlreadyExists(Conflict):
     """A resource with that name already exists."""
 

@@ -19,6 +19,8 @@ class Tenant:
     used_devices: int
     used: Resources
     created_at: datetime
+    max_extensions: int = 3
+    max_lease_minutes: int = 2880
 
     @property
     def devices_left(self) -> int:

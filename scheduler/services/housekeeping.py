@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from scheduler.services.allocations import end_due_allocations, next_expiry
 from scheduler.services.commands import Release
+from scheduler.services.extensions import warn_expiring
 from scheduler.services.ports import (
     DeviceLifecycle,
     EventStream,
@@ -29,6 +30,7 @@ EXPIRE_JOB = "expire-allocations"
 RELAY_JOB = "relay-outbox"
 PRUNE_JOB = "prune-job-ticks"
 QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
+WARN_JOB = "warn-expiring-leases"
 PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -79,6 +81,17 @@ async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, o
     return count
 
 
+async def run_expiry_warnings(
+    uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, lead: timedelta
+) -> int:
+    async with uow_factory() as uow:
+        if not await uow.jobs.claim_tick(WARN_JOB, tick_of(now, 1.0), owner, now):
+            return 0
+        count = await warn_expiring(uow, now=now, lead=lead)
+        await uow.commit()
+    return count
+
+
 async def prune_ledger(
     uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, retention_seconds: float
 ) -> int:
@@ -105,6 +118,7 @@ class HousekeeperConfig:
     max_sleep_seconds: float
     retention_seconds: float
     queue_sweep_seconds: float = 5.0
+    warning_lead_seconds: float = 300.0
 
 
 class Housekeeper:
@@ -154,6 +168,15 @@ class Housekeeper:
                 self._next_deadline = await uow.queue.next_deadline()
         except Exception:
             logger.exception("queue timeouts failed")
+        try:
+            await run_expiry_warnings(
+                self._uow_factory,
+                now=now,
+                owner=self._owner,
+                lead=timedelta(seconds=self._config.warning_lead_seconds),
+            )
+        except Exception:
+            logger.exception("expiry warnings failed")
         if self._next_sweep is None or self._next_sweep <= now:
             # The safety sweep: drains are event-driven; this only catches a lost wake.
             self._queue.wake()

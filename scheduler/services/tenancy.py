@@ -68,6 +68,8 @@ async def update_tenant(
     max_devices: int | None,
     quota: Resources | None,
     now: datetime,
+    max_extensions: int | None = None,
+    max_lease_minutes: int | None = None,
 ) -> Tenant:
     """Change a tenant's tier or quota (the queue's priority and admission follow).
 
@@ -78,7 +80,9 @@ async def update_tenant(
     """
     require_admin(principal)
     async with uow:
-        tenant = await uow.tenants.update(tenant_id, tier, max_devices, quota)
+        tenant = await uow.tenants.update(
+            tenant_id, tier, max_devices, quota, max_extensions, max_lease_minutes
+        )
         if tenant is None:
             raise TenantNotFound()
         await uow.outbox.add(

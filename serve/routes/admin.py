@@ -51,6 +51,8 @@ async def update_tenant(
         tier=body.tier,
         max_devices=quota.maxDevices if quota else None,
         quota=Resources(quota.cpuCores, quota.memoryMB, quota.storageMB) if quota else None,
+        max_extensions=body.extensionPolicy.maxExtensions if body.extensionPolicy else None,
+        max_lease_minutes=body.extensionPolicy.maxTotalMinutes if body.extensionPolicy else None,
         now=services.clock(),
     )
     services.queue.wake()

@@ -8,11 +8,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from scheduler.domain.identity import require_admin
-from scheduler.services import allocations
+from scheduler.services import allocations, extensions
 from scheduler.services.commands import AllocationFilter
 from scheduler.services.housekeeping import request_resets
 from serve.deps import PrincipalDep, ServicesDep
-from serve.schemas import AllocationOut, AllocationPage, CountOut
+from serve.schemas import (
+    AllocationOut,
+    AllocationPage,
+    CountOut,
+    ExtendedOut,
+    ExtendIn,
+    ExtendInfoOut,
+)
 
 router = APIRouter(prefix="/scheduler/allocations", tags=["allocations"])
 
@@ -61,6 +68,33 @@ async def release_expired(principal: PrincipalDep, services: ServicesDep) -> Cou
     if ended:
         services.queue.wake()
     return CountOut(count=len(ended))
+
+
+@router.put("/{allocation_id}/extend", response_model=ExtendedOut)
+async def extend(
+    allocation_id: uuid.UUID, body: ExtendIn, principal: PrincipalDep, services: ServicesDep
+) -> ExtendedOut:
+    allocation, info = await extensions.extend_allocation(
+        services.uow(),
+        principal,
+        allocation_id,
+        body.additionalMinutes,
+        reason=body.reason,
+        now=services.clock(),
+    )
+    return ExtendedOut(
+        **AllocationOut.of(allocation).model_dump(), extendInfo=ExtendInfoOut.of(info)
+    )
+
+
+@router.get("/{allocation_id}/extend-info", response_model=ExtendInfoOut)
+async def extend_info(
+    allocation_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
+) -> ExtendInfoOut:
+    info = await extensions.get_extension_info(
+        services.uow(), principal, allocation_id, now=services.clock()
+    )
+    return ExtendInfoOut.of(info)
 
 
 @router.get("/{allocation_id}", response_model=AllocationOut)

@@ -1,0 +1,207 @@
+"""Freed device → waiting entry granted: how fast the event-driven queue reacts.
+
+    python -m bench.queue_latency --waiters 200 --devices 20          # in-process drains
+    python -m bench.queue_latency --waiters 200 --devices 20 --serve  # Ray: NodeActors + QueueActor
+
+A pool of devices is fully leased and a crowd of entries waits for it. Leases are released
+one at a time; each device is reset (``PHONEFLEET_DEVICE_RESET_SECONDS``), becomes available
+(outbox ``device.ready``), the node agent wakes the queue, and a drain grants it to the next
+waiter (outbox ``queue.fulfilled``). The latency of each hand-over is the time between those
+two events of the same device, both stamped by the process that committed them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from scheduler.adapters.migrations import upgrade_to_head
+from scheduler.bootstrap import build_services
+from scheduler.config import Settings
+from scheduler.services.tenancy import ensure_admin_token
+from serve.app import create_app
+
+BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def scenario(
+    client: httpx.AsyncClient, admin: str, waiters: int, devices: int
+) -> dict[str, Any]:
+    """Lease every device, queue the crowd, then release the leases one by one."""
+    label = {"pool": f"bench-{uuid.uuid4().hex[:6]}"}
+    node = (
+        await client.post(
+            "/scheduler/nodes",
+            headers=auth(admin),
+            json={
+                "name": label["pool"],
+                "labels": label,
+                "capacity": {
+                    "cpuCores": 1024,
+                    "memoryMB": 10**7,
+                    "storageMB": 10**9,
+                    "maxDevices": devices,
+                },
+            },
+        )
+    ).json()
+    r = await client.post(
+        f"/scheduler/nodes/{node['id']}/devices",
+        headers=auth(admin),
+        json={
+            "count": devices,
+            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    tenant = (
+        await client.post(
+            "/scheduler/admin/tenants",
+            headers=auth(admin),
+            json={
+                "name": label["pool"],
+                "quota": {
+                    "maxDevices": 10**6,
+                    "cpuCores": 10**7,
+                    "memoryMB": 10**12,
+                    "storageMB": 10**12,
+                },
+            },
+        )
+    ).json()
+    token = (
+        await client.post(
+            "/scheduler/admin/tokens",
+            headers=auth(admin),
+            json={"tenantId": tenant["id"], "userId": "bench", "role": "user"},
+        )
+    ).json()["token"]
+    body = {"durationMinutes": 30, "preferredSpecs": {"labels": label}}
+    leases = [
+        (await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)).json()
+        for _ in range(devices)
+    ]
+    for _ in range(waiters):
+        r = await client.post(
+            "/scheduler/queue/join", headers=auth(token), json={**body, "maxWaitMinutes": 120}
+        )
+        assert r.status_code == 201, r.text
+    pending = list(leases)
+    while pending:
+        lease = pending.pop(0)
+        await client.post(
+            "/scheduler/devices/release",
+            headers=auth(token),
+            json={"allocationId": lease["allocationId"]},
+        )
+        await asyncio.sleep(0.05)
+        if not pending:
+            break
+    return {"tenant_id": tenant["id"], "node_id": node["id"]}
+
+
+def hand_over_latencies(database_url: str, node_id: str) -> list[float]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT r.occurred_at AS ready, min(f.occurred_at) AS granted"
+            " FROM outbox_events r JOIN outbox_events f"
+            "  ON f.type = 'queue.fulfilled' AND f.payload->>'deviceId' = r.payload->>'deviceId'"
+            "  AND f.occurred_at >= r.occurred_at"
+            " WHERE r.type = 'device.ready' AND r.payload->>'nodeId' = %s GROUP BY r.seq, r.occurred_at",
+            (node_id,),
+        ).fetchall()
+    return [(granted - ready).total_seconds() * 1000 for ready, granted in rows]
+
+
+async def run_in_process(settings: Settings, waiters: int, devices: int) -> str:
+    services = build_services(settings)
+    admin = "pf_bench_" + uuid.uuid4().hex
+    await ensure_admin_token(services.uow(), admin, now=services.clock())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services)), base_url="http://bench"
+    ) as client:
+        made = await scenario(client, admin, waiters, devices)
+        await asyncio.sleep(1.0 + settings.device_reset_seconds * 2)
+        await services.lifecycle.drain()  # type: ignore[attr-defined]
+        await services.queue.idle()  # type: ignore[attr-defined]
+    await services.close()
+    return str(made["node_id"])
+
+
+async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
+    from actors.housekeeper import ensure_housekeeper
+    from serve import launcher
+    from serve.cli import _app_args
+
+    data_dir = Path(tempfile.mkdtemp(prefix="pf-bench-queue-"))
+    ports = launcher.ClusterPorts.from_http_port(8900)
+    env = {f"PHONEFLEET_{k.upper()}": str(v) for k, v in _app_args(settings).items()}
+    admin = "pf_bench_" + uuid.uuid4().hex
+    services = build_services(settings)
+    await ensure_admin_token(services.uow(), admin, now=services.clock())
+    await services.close()
+    head = launcher.start_head(data_dir, ports, env)
+    try:
+        url = launcher.deploy_app(
+            head.address, ports, "serve.deployment:app_builder", _app_args(settings)
+        )
+        ensure_housekeeper(settings)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            made = await scenario(client, admin, waiters, devices)
+        time.sleep(3.0 + settings.device_reset_seconds * 2)
+        return str(made["node_id"])
+    finally:
+        launcher.stop_head(data_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waiters", type=int, default=200)
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--reset-seconds", type=float, default=0.05)
+    parser.add_argument("--serve", action="store_true", help="over Ray (NodeActors, QueueActor)")
+    args = parser.parse_args()
+    name = f"pf_bench_queue_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    database_url = BASE_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade_to_head(database_url)
+        settings = Settings(
+            database_url=database_url,
+            redis_url=REDIS_URL,
+            device_reset_seconds=args.reset_seconds,
+            events_stream=f"phonefleet:bench:{name}",
+            token_cache_seconds=60,
+            node_reconcile_seconds=1,
+        )
+        runner = run_on_serve if args.serve else run_in_process
+        node_id = asyncio.run(runner(settings, args.waiters, args.devices))
+        latencies = sorted(hand_over_latencies(database_url, node_id))
+    finally:
+        with psycopg.connect(BASE_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    mode = "Ray (NodeActor → QueueActor)" if args.serve else "in-process drains"
+    print(f"freed device → waiter granted, {mode}, {len(latencies)} hand-overs:")
+    print(
+        f"  p50 {statistics.median(latencies):.1f} ms   p99 {latencies[int(0.99 * (len(latencies) - 1))]:.1f} ms"
+        f"   max {latencies[-1]:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Use cases of lease extensions, and the warning before a lease expires."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from scheduler.domain import events
+from scheduler.domain.allocations import Allocation
+from scheduler.domain.errors import (
+    AllocationNotFound,
+    ExtensionConflictsWithReservation,
+    ExtensionNotAllowed,
+)
+from scheduler.domain.extensions import ExtensionInfo, ExtensionPolicy, extension_info
+from scheduler.domain.identity import Principal, scope_of
+from scheduler.domain.tenants import Tenant
+from scheduler.services.ports import UnitOfWork
+
+
+def policy_of(tenant: Tenant | None) -> ExtensionPolicy:
+    if tenant is None:
+        return ExtensionPolicy(0, 0)
+    return ExtensionPolicy(tenant.max_extensions, tenant.max_lease_minutes)
+
+
+async def _info(uow: UnitOfWork, allocation: Allocation, now: datetime) -> ExtensionInfo:
+    tenant = await uow.tenants.get(allocation.tenant_id)
+    return extension_info(
+        allocation, policy_of(tenant), now=now, revocation_pending=allocation.revoke_at is not None
+    )
+
+
+async def get_extension_info(
+    uow: UnitOfWork, principal: Principal, allocation_id: uuid.UUID, *, now: datetime
+) -> ExtensionInfo:
+    """Raises:
+    AllocationNotFound: no such allocation is visible to the caller.
+    """
+    async with uow:
+        allocation = await uow.allocations.get(allocation_id, scope_of(principal))
+        if allocation is None:
+            raise AllocationNotFound()
+        return await _info(uow, allocation, now)
+
+
+async def extend_allocation(
+    uow: UnitOfWork,
+    principal: Principal,
+    allocation_id: uuid.UUID,
+    additional_minutes: int,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> tuple[Allocation, ExtensionInfo]:
+    """Push a running lease's expiry back, within the tenant's limits.
+
+    Raises:
+        AllocationNotFound: no active lease visible to the caller.
+        ExtensionNotAllowed: beyond the limits (the error says how much is possible).
+        ExtensionConflictsWithReservation: the device's next booking is the limit.
+    """
+    async with uow:
+        allocation = await uow.allocations.get(allocation_id, scope_of(principal), lock=True)
+        if allocation is None:
+            raise AllocationNotFound()
+        info = await _info(uow, allocation, now)
+        if additional_minutes > info.max_additional_minutes:
+            error = (
+                ExtensionConflictsWithReservation
+                if info.reason == "next_reservation"
+                else ExtensionNotAllowed
+            )
+            raise error(
+                f"at most {info.max_additional_minutes} more minutes are possible"
+                f" ({info.reason or 'limit'})",
+                info.max_additional_minutes,
+            )
+        expires_at = allocation.expires_at + timedelta(minutes=additional_minutes)
+        await uow.allocations.extend(allocation.id, expires_at)
+        await uow.outbox.add(
+            [
+                events.Event(
+                    events.ALLOCATION_EXTENDED,
+                    str(allocation.id),
+                    {
+                        "allocationId": str(allocation.id),
+                        "userId": allocation.user_id,
+                        "tenantId": str(allocation.tenant_id),
+                        "additionalMinutes": additional_minutes,
+                        "expiresAt": expires_at.isoformat(),
+                        "reason": reason,
+                    },
+                    now,
+                )
+            ]
+        )
+        await uow.commit()
+    extended = replace(
+        allocation, expires_at=expires_at, extension_count=allocation.extension_count + 1
+    )
+    async with uow:
+        return extended, await _info(uow, extended, now)
+
+
+async def warn_expiring(
+    uow: UnitOfWork, *, now: datetime, lead: timedelta, limit: int = 500
+) -> int:
+    """Inside the caller's transaction: one ``allocation.expiring`` event per lease, ``lead``
+    before it expires, so clients can offer an extension in time."""
+    leases = await uow.allocations.lock_unwarned(now + lead, limit)
+    if not leases:
+        return 0
+    await uow.allocations.mark_warned([a.id for a in leases], now)
+    await uow.outbox.add(
+        [
+            events.Event(
+                events.ALLOCATION_EXPIRING,
+                str(a.id),
+                {
+                    "allocationId": str(a.id),
+                    "userId": a.user_id,
+                    "tenantId": str(a.tenant_id),
+                    "expiresAt": a.expires_at.isoformat(),
+                    "secondsLeft": max(0, int((a.expires_at - now).total_seconds())),
+                },
+                now,
+            )
+            for a in leases
+        ]
+    )
+    return len(leases)
