@@ -67,7 +67,10 @@ class Taint:
         return any(t.key == self.key and t.value in (None, self.value) for t in tolerations)
 
     def describe(self) -> str:
-        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+        """``key=value:Effect``, as explanations print it."""
+        return (
+            f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
