@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from placement.solve import solve
 from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
 from scheduler.domain.queueing import QueuePolicy
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
+from scheduler.services.planning import PlacementSolver
 from scheduler.services.ports import DeviceDriver, DeviceLifecycle, QueueDispatcher, UnitOfWork
 from scheduler.services.queue import QueueLimits
 from scheduler.services.queue_dispatch import QueueDrainer
@@ -41,6 +43,7 @@ class Services:
     queue: QueueDispatcher
     queue_policy: QueuePolicy
     queue_limits: QueueLimits
+    solver: PlacementSolver
     authenticator: TokenAuthenticator
     clock: Callable[[], datetime]
 
@@ -92,7 +95,7 @@ def build_services(
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(database)
 
-    queue = queue or QueueDrainer(uow, policy, clock)
+    queue = queue or QueueDrainer(uow, policy, clock, solve)
     lifecycle = lifecycle or InProcessDeviceLifecycle(
         NodeAgent(uow, build_driver(settings), clock, on_ready=queue.wake)
     )
@@ -106,5 +109,6 @@ def build_services(
         queue_policy=policy,
         queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
+        solver=solve,
         clock=clock,
     )

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
-from serve.routes import admin, allocations, config, devices, health, nodes, queue
+from serve.routes import admin, allocations, config, devices, health, nodes, queue, schedule
 
 
 def create_app(services: Services) -> FastAPI:
@@ -27,6 +27,7 @@ def create_app(services: Services) -> FastAPI:
         allocations.router,
         queue.router,
         config.router,
+        schedule.router,
     ):
         app.include_router(router)
     return app

@@ -231,6 +231,13 @@ class SqlDeviceRepository(SqlRepository):
         next_cursor = encode_cursor(items[-1].name, items[-1].id) if len(rows) > limit else None
         return Page(items, int(total["n"]) if total else 0, next_cursor)
 
+    async def occupying(self) -> list[Device]:
+        """Every device that is not retired (it occupies its node)."""
+        rows = await self._rows(
+            f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.status <> 'retired' ORDER BY d.name"
+        )
+        return [device_from_row(r) for r in rows]
+
     async def in_status(
         self, node_ids: Sequence[uuid.UUID], statuses: Sequence[DeviceStatus]
     ) -> list[Device]:
@@ -285,25 +292,37 @@ def tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
     ]
 
 
+#: Devices per class offered to one claim: enough that concurrent requests rarely collide.
+CLASS_SAMPLE = 32
+
+
 def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
-    """The read of available devices on ready nodes that match ``requirements``."""
+    """The read of available devices on ready nodes that match ``requirements``, one row per
+    class of devices alike for placement (same node and size), with a random sample of ids:
+    a fleet of thousands of identical phones is a handful of rows."""
     clauses, params = matching_clauses(requirements)
     taints = ", n.taints" if requirements.tolerations else ""
     query = (
-        "SELECT d.id, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"
+        f"SELECT (array_agg(d.id ORDER BY random()))[1:{CLASS_SAMPLE}] AS ids,"
+        " count(*) AS free, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"
         f"{taints} FROM devices d JOIN nodes n ON n.id = d.node_id"
-        " WHERE d.status = 'available' AND " + " AND ".join(clauses)
+        " WHERE d.status = 'available' AND "
+        + " AND ".join(clauses)
+        + f" GROUP BY d.node_id, n.max_devices, d.cpu_cores, d.memory_mb, d.storage_mb{taints}"
     )
     return query, params
 
 
 def _candidates(rows: Sequence[Row]) -> CandidateDevices:
-    """Candidate arrays, with each node's occupancy estimated from its free matching devices."""
-    free_on_node = Counter(r["node_id"] for r in rows)
+    """Candidate classes (their ``ids`` are tuples of device ids), with each node's occupancy
+    estimated from its free matching devices."""
+    free_on_node: Counter[uuid.UUID] = Counter()
+    for r in rows:
+        free_on_node[r["node_id"]] += r["free"]
     return CandidateDevices.from_rows(
         [
             (
-                r["id"],
+                tuple(r["ids"]),
                 r["cpu_cores"],
                 r["memory_mb"],
                 r["storage_mb"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,8 @@ from scheduler.services.commands import (
 from scheduler.services.ports import UnitOfWork
 
 ALLOCATE_OPERATION = "allocate"
+#: Fresh looks at the fleet one placement takes when concurrent requests took its picks.
+CLAIM_ATTEMPTS = 3
 
 
 def _granted_event(allocation: Allocation, device: Device) -> events.Event:
@@ -90,29 +93,45 @@ async def allocate_device(
 
 
 async def place_lease(
-    uow: UnitOfWork, lease: PendingLease, requirements: DeviceRequirements
+    uow: UnitOfWork,
+    lease: PendingLease,
+    requirements: DeviceRequirements,
+    preferred: Sequence[uuid.UUID] = (),
 ) -> Grant:
     """Inside the caller's transaction: the best-fitting device the tenant's quota admits,
     claimed and leased, with its ``allocation.granted`` event.
 
     The tenant row stays locked to the end of the transaction: a tenant's grants serialize
     there, so a claimed device is never rolled back for quota (which would have made
-    concurrent requests skip a device that ends up free).
+    concurrent requests skip a device that ends up free). ``preferred`` devices (a batch
+    plan's choice) are tried first, then the best fits.
 
     Raises:
         NoCapacity: no available device matches.
         QuotaExceeded: the tenant's quota does not admit any matching device.
     """
-    tenant, candidates = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
-    if tenant is None or tenant.devices_left < 1:
-        raise QuotaExceeded("the tenant's device quota is used up")
-    ranked = rank_best_fit(candidates, as_vector(requirements.minimum), as_vector(tenant.headroom))
-    claimed = await uow.allocations.grant(lease, [candidates.ids[i] for i in ranked])
-    if claimed is None:
+    for _ in range(CLAIM_ATTEMPTS):
+        tenant, candidates = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
+        if tenant is None or tenant.devices_left < 1:
+            raise QuotaExceeded("the tenant's device quota is used up")
+        ranked = rank_best_fit(
+            candidates, as_vector(requirements.minimum), as_vector(tenant.headroom)
+        )
         if len(candidates) and not len(ranked):
             raise QuotaExceeded(
                 f"no matching device fits the tenant's remaining quota {tenant.headroom}"
             )
+        ids = [*preferred] + [
+            device_id
+            for row in ranked
+            for device_id in candidates.ids[row]  # type: ignore[attr-defined]
+            if device_id not in preferred
+        ]
+        claimed = await uow.allocations.grant(lease, ids) if ids else None
+        if claimed is not None or not ids:
+            break
+        # every sampled device was taken meanwhile: look again (others may still be free)
+    if claimed is None:
         raise NoCapacity(f"no available device matches: {requirements.describe()}")
     device, charged = claimed
     if not charged:

@@ -35,9 +35,12 @@ from scheduler.domain.queueing import (
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.allocations import place_lease
 from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.planning import PlacementSolver, PlanRequest, plan_requests, weights
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
 
 USAGE_WINDOW = timedelta(hours=24)
+#: Time a drain's placement plan may take (the drain holds no lock meanwhile).
+DRAIN_SOLVE_SECONDS = 0.2
 EVERYONE = Scope(None, None)
 
 
@@ -148,6 +151,8 @@ async def queue_order(uow: UnitOfWork, *, now: datetime, policy: QueuePolicy) ->
     """The waiting entries in the order the queue serves them."""
     async with uow:
         waiting = await uow.queue.waiting()
+        if not waiting:  # the common case: nothing to order, no usage to weigh
+            return QueueOrder([], {}, now)
         usage = await uow.queue.recent_usage(now, policy.usage_half_life, USAGE_WINDOW)
     overuse = overuse_by_tenant(usage, {e.tenant_id for e in waiting})
     entries = ordered(waiting, now=now, policy=policy, overuse=overuse)
@@ -278,7 +283,13 @@ def _fields(entry: QueueEntry) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class DrainResult:
     granted: list[tuple[QueueEntry, Grant]]
-    waiting: int
+    order: QueueOrder
+
+    @property
+    def still_waiting(self) -> list[QueueEntry]:
+        """The order the drain worked from, less the entries it granted."""
+        done = {entry.id for entry, _ in self.granted}
+        return [e for e in self.order.entries if e.id not in done]
 
 
 async def drain_queue(
@@ -287,14 +298,34 @@ async def drain_queue(
     now: datetime,
     policy: QueuePolicy,
     max_grants: int | None = None,
+    solver: PlacementSolver | None = None,
 ) -> DrainResult:
     """Grant waiting entries in priority order while devices fit them.
+
+    With a ``solver``, one placement plan over every waiting entry (weighted by priority, the
+    strategy's score second) picks each entry's device; the grants then claim those devices
+    first, falling back to the best fit when another request took one meanwhile.
 
     Each grant is its own transaction that holds the entry (``SKIP LOCKED``), so two drains
     running at once never grant one entry or one device twice. An entry that fits no
     available device is skipped, and so is every later entry asking for the same thing.
     """
     order = await queue_order(uow_factory(), now=now, policy=policy)
+    planned: dict[uuid.UUID, uuid.UUID] = {}
+    if solver is not None and len(order.entries) > 1:
+        entries = order.entries
+        plan = await plan_requests(
+            uow_factory(),
+            [
+                PlanRequest(e.id, e.requirements, w, str(e.tenant_id))
+                for e, w in zip(
+                    entries, weights([order.priorities[e.id] for e in entries]), strict=True
+                )
+            ],
+            solver=solver,
+            max_time_seconds=DRAIN_SOLVE_SECONDS,
+        )
+        planned = {uuid.UUID(str(k)): uuid.UUID(str(v)) for k, v in plan.assignments.items()}
     granted: list[tuple[QueueEntry, Grant]] = []
     exhausted: set[str] = set()
     for entry in order.entries:
@@ -304,7 +335,8 @@ async def drain_queue(
         if wanted in exhausted:
             continue
         try:
-            grant = await _grant_entry(uow_factory(), entry, now=now)
+            preferred = [planned[entry.id]] if entry.id in planned else []
+            grant = await _grant_entry(uow_factory(), entry, now=now, preferred=preferred)
         except NoCapacity:
             if policy.may_preempt(entry.tier):
                 await preempt_for(uow_factory(), entry, now=now, policy=policy)
@@ -315,10 +347,12 @@ async def drain_queue(
             continue
         if grant is not None:
             granted.append((entry, grant))
-    return DrainResult(granted, len(order.entries) - len(granted))
+    return DrainResult(granted, order)
 
 
-async def _grant_entry(uow: UnitOfWork, entry: QueueEntry, *, now: datetime) -> Grant | None:
+async def _grant_entry(
+    uow: UnitOfWork, entry: QueueEntry, *, now: datetime, preferred: list[uuid.UUID]
+) -> Grant | None:
     async with uow:
         held = await uow.queue.lock_waiting(entry.id, EVERYONE)
         if held is None:
@@ -327,7 +361,7 @@ async def _grant_entry(uow: UnitOfWork, entry: QueueEntry, *, now: datetime) -> 
         lease = PendingLease(
             uuid.uuid4(), held.tenant_id, held.user_id, allocated_at, expires_at, None
         )
-        grant = await place_lease(uow, lease, held.requirements)
+        grant = await place_lease(uow, lease, held.requirements, preferred)
         await uow.queue.fulfil(held.id, grant.allocation.id, now)
         waited = (now - held.submitted_at).total_seconds()
         await uow.outbox.add(

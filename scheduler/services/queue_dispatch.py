@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from scheduler.domain.queueing import QueuePolicy
+from scheduler.services.planning import PlacementSolver
 from scheduler.services.ports import UnitOfWorkFactory
 from scheduler.services.queue import DrainResult, QueueOrder, drain_queue, queue_order
 
@@ -19,11 +20,16 @@ class QueueDrainer:
     """``wake()`` from anywhere in the event loop; a burst of wakes costs one or two drains."""
 
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, policy: QueuePolicy, clock: Callable[[], datetime]
+        self,
+        uow_factory: UnitOfWorkFactory,
+        policy: QueuePolicy,
+        clock: Callable[[], datetime],
+        solver: PlacementSolver | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._policy = policy
         self._clock = clock
+        self._solver = solver
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -49,7 +55,11 @@ class QueueDrainer:
     async def drain(self, max_grants: int | None = None) -> int:
         async with self._lock:
             result: DrainResult = await drain_queue(
-                self._uow_factory, now=self._clock(), policy=self._policy, max_grants=max_grants
+                self._uow_factory,
+                now=self._clock(),
+                policy=self._policy,
+                max_grants=max_grants,
+                solver=self._solver,
             )
             self.drains += 1
             self.granted_total += len(result.granted)

@@ -203,3 +203,53 @@ async def test_the_strategy_is_an_admin_setting_validated_and_shown_in_the_confi
         assert (await client.get("/scheduler/config", headers=auth(token))).json()[
             "strategy"
         ] == name
+
+
+async def test_dry_runs_explain_placements_and_allocate_nothing(
+    client: httpx.AsyncClient, admin_token: str, token: str
+) -> None:
+    pool = await new_pool(client, admin_token, devices=0, max_devices=3)
+    await add_devices(client, admin_token, pool.node["id"], 2, 2, "13", {"region": "eu"})
+    await add_devices(client, admin_token, pool.node["id"], 1, 4, "14")
+    label = pool.label
+    r = await client.post(
+        "/scheduler/schedule",
+        headers=auth(token),
+        json={"preferredSpecs": {"labels": label, "minCpu": 3}},
+    )
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert len(plan["assignments"]) == 1 and plan["unplaced"] == []
+    chosen = plan["assignments"][0]["explanation"]["chosen"]
+    assert chosen["nodeId"] == pool.node["id"] and chosen["terms"]
+
+    batch = {
+        "requests": [
+            {"preferredSpecs": {"labels": {**label, "region": "eu"}}, "priority": 5},
+            {"preferredSpecs": {"labels": {**label, "region": "eu"}}, "priority": 5},
+            {"preferredSpecs": {"labels": {**label, "region": "eu"}}, "priority": 1},
+            {"preferredSpecs": {"labels": {**label, "region": "mars"}}},
+        ],
+        "strategy": "spread",
+        "maxTimeSeconds": 1,
+    }
+    r = await client.post("/scheduler/schedule/batch", headers=auth(token), json=batch)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert sorted(a["index"] for a in plan["assignments"]) == [0, 1]
+    reasons = {u["index"]: u for u in plan["unplaced"]}
+    assert reasons[3]["binding"] == "label_selector" and "region=mars" in reasons[3]["reason"]
+    assert reasons[2]["binding"] == "taken"
+    assert plan["objective"] >= plan["greedyObjective"]
+    available = await client.get(
+        "/scheduler/devices/available",
+        headers=auth(token),
+        params={"label": [f"pool:{label['pool']}"]},
+    )
+    assert available.json()["total"] == 3  # nothing was allocated
+    r = await client.post(
+        "/scheduler/schedule/batch", headers=auth(token), json={**batch, "strategy": "random"}
+    )
+    assert r.status_code == 422
+    r = await client.post("/scheduler/schedule/batch", headers=auth(token), json={"requests": []})
+    assert r.status_code == 422

@@ -1,0 +1,112 @@
+"""Placement plans over the live fleet: the translation from the fleet and the requests into
+a ``PlacementProblem``, and the solve (off the event loop). Used by queue drains and the
+dry-run endpoints; the single allocate keeps its vectorized fast path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+from placement import problem as p
+from placement.plan import PlacementPlan, SolverParams
+from placement.problem import MAX_PRIORITY, Strategy
+from scheduler.domain.fleet import Device, Node
+from scheduler.domain.resources import DeviceRequirements
+from scheduler.services.ports import UnitOfWork
+
+PlacementSolver = Callable[[p.PlacementProblem, SolverParams], PlacementPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """One request to place: what it needs, how much it weighs, whose it is."""
+
+    id: Hashable
+    requirements: DeviceRequirements
+    priority: int = 1
+    tenant: str = ""
+    anti_affinity_group: str | None = None
+
+
+def weights(priorities: Sequence[float]) -> list[int]:
+    """Queue priorities as solver weights in ``[1, MAX_PRIORITY]``, proportional, so that a
+    higher-priority request always outweighs a lower one it competes with."""
+    top = max(priorities, default=1.0)
+    if top <= 0:
+        return [1 for _ in priorities]
+    return [max(1, min(MAX_PRIORITY, round(pr / top * MAX_PRIORITY))) for pr in priorities]
+
+
+def build_problem(
+    nodes: Sequence[Node], devices: Sequence[Device], requests: Sequence[PlanRequest]
+) -> p.PlacementProblem:
+    """The fleet and the requests as the optimizer's values (devices of every state: the
+    leased ones load their nodes)."""
+    return p.PlacementProblem(
+        nodes=tuple(
+            p.Node(
+                id=n.id,
+                labels=dict(n.labels),
+                taints=tuple(p.Taint(t.key, t.value, t.effect) for t in n.taints),
+                status=n.status.value,
+                capacity=(
+                    n.capacity.resources.cpu_cores,
+                    float(n.capacity.resources.memory_mb),
+                    float(n.capacity.resources.storage_mb),
+                ),
+            )
+            for n in nodes
+        ),
+        devices=tuple(
+            p.Device(
+                id=d.id,
+                node=d.node_id,
+                capacity=(
+                    d.spec.resources.cpu_cores,
+                    float(d.spec.resources.memory_mb),
+                    float(d.spec.resources.storage_mb),
+                ),
+                android_version=d.spec.android_version,
+                labels=dict(d.spec.labels),
+                state=d.status.value,
+            )
+            for d in devices
+        ),
+        requests=tuple(
+            p.Request(
+                id=r.id,
+                minimum=(
+                    r.requirements.min_cpu,
+                    float(r.requirements.min_memory_mb),
+                    float(r.requirements.min_storage_mb),
+                ),
+                android_version=r.requirements.android_version,
+                selector=dict(r.requirements.labels),
+                tolerations=tuple(p.Toleration(t.key, t.value) for t in r.requirements.tolerations),
+                priority=r.priority,
+                tenant=r.tenant,
+                anti_affinity_group=r.anti_affinity_group,
+            )
+            for r in requests
+        ),
+    )
+
+
+async def plan_requests(
+    uow: UnitOfWork,
+    requests: Sequence[PlanRequest],
+    *,
+    solver: PlacementSolver,
+    strategy: Strategy | None = None,
+    max_time_seconds: float = 0.5,
+) -> PlacementPlan:
+    """A plan for ``requests`` over the fleet as it is now; nothing is allocated. The solve
+    runs in a worker thread so the event loop keeps serving."""
+    async with uow:
+        nodes = await uow.nodes.list()
+        devices = await uow.devices.occupying()
+        chosen = strategy or Strategy(await uow.config.strategy())
+    problem = build_problem(nodes, devices, requests)
+    params = SolverParams(max_time_seconds=max_time_seconds, strategy=chosen)
+    return await asyncio.to_thread(solver, problem, params)
