@@ -19,6 +19,7 @@ from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
 from scheduler.domain.queueing import QueuePolicy
+from scheduler.domain.reservations import BookingRules
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
 from scheduler.services.planning import PlacementSolver
 from scheduler.services.ports import DeviceDriver, DeviceLifecycle, QueueDispatcher, UnitOfWork
@@ -44,6 +45,7 @@ class Services:
     queue_policy: QueuePolicy
     queue_limits: QueueLimits
     solver: PlacementSolver
+    booking_rules: BookingRules
     authenticator: TokenAuthenticator
     clock: Callable[[], datetime]
 
@@ -110,5 +112,9 @@ def build_services(
         queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
         solver=solve,
+        booking_rules=BookingRules(
+            horizon=timedelta(days=settings.booking_horizon_days),
+            prewarm=timedelta(seconds=settings.prewarm_seconds),
+        ),
         clock=clock,
     )

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     preemption_grace_seconds: float = 120.0
 
     lease_warning_seconds: float = 300.0
+    booking_horizon_days: int = 30
+    prewarm_seconds: float = 120.0
 
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0

@@ -7,7 +7,18 @@ from fastapi import FastAPI
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
-from serve.routes import admin, allocations, config, devices, health, nodes, queue, schedule
+from serve.routes import (
+    admin,
+    allocations,
+    batch,
+    config,
+    devices,
+    health,
+    nodes,
+    queue,
+    reservations,
+    schedule,
+)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -24,10 +35,12 @@ def create_app(services: Services) -> FastAPI:
         admin.router,
         nodes.router,
         devices.router,
+        batch.router,  # before allocations: its /{allocation_id} routes
         allocations.router,
         queue.router,
         config.router,
         schedule.router,
+        reservations.router,
     ):
         app.include_router(router)
     return app

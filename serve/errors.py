@@ -91,6 +91,12 @@ async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_seconds)}
     if isinstance(exc, errors.ExtensionNotAllowed):
         extra = {"maxAdditionalMinutes": exc.max_additional_minutes}
+    if isinstance(exc, errors.ReservationConflict):
+        extra = {
+            "conflicts": [
+                {"deviceId": d, "startTime": s, "endTime": e} for d, s, e in exc.conflicts
+            ]
+        }
     return problem(status, exc.code, exc.detail, extra, headers=headers)
 
 

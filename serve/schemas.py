@@ -14,6 +14,7 @@ from scheduler.domain.allocations import (
     MIN_DURATION_MINUTES,
     Allocation,
 )
+from scheduler.domain.errors import SchedulerError
 from scheduler.domain.extensions import MAX_EXTENSION_MINUTES, MIN_EXTENSION_MINUTES, ExtensionInfo
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.queueing import (
@@ -23,17 +24,27 @@ from scheduler.domain.queueing import (
     MIN_QUEUE_DURATION_MINUTES,
     MIN_WAIT_MINUTES,
 )
+from scheduler.domain.reservations import (
+    DEFAULT_REMIND_MINUTES,
+    MAX_REMIND_MINUTES,
+    MAX_RESERVATION_MINUTES,
+    MIN_RESERVATION_MINUTES,
+    Reservation,
+)
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint, Toleration
 from scheduler.domain.tenants import Tenant
+from scheduler.services.batch import AllocateBatch, ItemOutcome
 from scheduler.services.commands import (
     AddDevices,
     AllocateDevice,
     CreateTenant,
     Grant,
+    Page,
     RegisterNode,
     Release,
 )
 from scheduler.services.queue import EntryView, JoinQueue
+from scheduler.services.reservations import Reserve
 
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 UserId = Field(min_length=1, max_length=200)
@@ -636,3 +647,275 @@ def plan_out(plan: Any) -> dict[str, Any]:
         "solveSeconds": round(plan.solve_seconds, 4),
         "notes": list(plan.notes),
     }
+
+
+# ---- reservations -----------------------------------------------------------------------
+
+
+class ReservationIn(Body):
+    userId: str | None = Field(default=None, min_length=1, max_length=200)
+    startTime: datetime
+    durationMinutes: int = Field(ge=MIN_RESERVATION_MINUTES, le=MAX_RESERVATION_MINUTES)
+    preferredSpecs: PreferredSpecs | None = None
+    deviceId: uuid.UUID | None = None
+    remindBeforeMinutes: int = Field(default=DEFAULT_REMIND_MINUTES, ge=0, le=MAX_REMIND_MINUTES)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReservationIn:
+        if self.preferredSpecs is not None and self.deviceId is not None:
+            raise ValueError("give preferredSpecs or deviceId, not both")
+        return self
+
+    def to_command(self) -> Reserve:
+        specs = self.preferredSpecs or PreferredSpecs()
+        return Reserve(
+            self.userId,
+            self.startTime,
+            self.durationMinutes,
+            specs.requirements(),
+            self.deviceId,
+            self.remindBeforeMinutes,
+        )
+
+
+class ReservationUpdateIn(Body):
+    startTime: datetime | None = None
+    durationMinutes: int | None = Field(
+        default=None, ge=MIN_RESERVATION_MINUTES, le=MAX_RESERVATION_MINUTES
+    )
+
+
+class ReservationOut(Out):
+    id: uuid.UUID
+    status: str
+    startTime: datetime
+    endTime: datetime
+    durationMinutes: int
+    deviceId: uuid.UUID
+    userId: str
+    tenantId: uuid.UUID
+    prewarmAt: datetime
+    remindBeforeMinutes: int
+    preferredSpecs: dict[str, Any]
+    allocationId: uuid.UUID | None
+    createdAt: datetime
+    endedAt: datetime | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, r: Reservation) -> ReservationOut:
+        return cls(
+            id=r.id,
+            status=r.status.value,
+            startTime=r.start_time,
+            endTime=r.end_time,
+            durationMinutes=r.duration_minutes,
+            deviceId=r.device_id,
+            userId=r.user_id,
+            tenantId=r.tenant_id,
+            prewarmAt=r.prewarm_at,
+            remindBeforeMinutes=r.remind_before_minutes,
+            preferredSpecs=specs_out(r.requirements),
+            allocationId=r.allocation_id,
+            createdAt=r.created_at,
+            endedAt=r.ended_at,
+            reason=r.reason,
+        )
+
+
+class ReservationPage(Out):
+    items: list[ReservationOut]
+    total: int
+    nextCursor: str | None
+
+
+def conflicts_out(conflicts: tuple[tuple[str, str, str], ...]) -> list[dict[str, str]]:
+    return [{"deviceId": d, "startTime": s, "endTime": e} for d, s, e in conflicts]
+
+
+# ---- batches -----------------------------------------------------------------------------
+
+
+class BatchAllocateItem(Body):
+    """One request of a batch allocate: the allocate body without queueing."""
+
+    userId: str | None = Field(default=None, min_length=1, max_length=200)
+    durationMinutes: int = Field(
+        default=DEFAULT_DURATION_MINUTES, ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES
+    )
+    preferredSpecs: PreferredSpecs | None = None
+
+    def to_command(self) -> AllocateDevice:
+        specs = self.preferredSpecs or PreferredSpecs()
+        return AllocateDevice(self.userId, self.durationMinutes, specs.requirements())
+
+
+class BatchAllocateIn(Body):
+    requests: list[BatchAllocateItem] = Field(min_length=1, max_length=100)
+    atomic: bool = False
+    antiAffinity: bool = Field(default=False, description="spread this batch over distinct nodes")
+
+    def to_command(self) -> AllocateBatch:
+        return AllocateBatch(
+            tuple(r.to_command() for r in self.requests), self.atomic, self.antiAffinity
+        )
+
+
+class BatchReleaseIn(Body):
+    allocationIds: list[uuid.UUID] = Field(min_length=1, max_length=500)
+
+
+class BatchExtendIn(Body):
+    allocationIds: list[uuid.UUID] = Field(min_length=1, max_length=100)
+    additionalMinutes: int = Field(ge=MIN_EXTENSION_MINUTES, le=MAX_EXTENSION_MINUTES)
+
+
+class BatchQueryIn(Body):
+    userIds: list[str] = Field(min_length=1, max_length=100)
+    activeOnly: bool = False
+
+    @model_validator(mode="after")
+    def _user_ids(self) -> BatchQueryIn:
+        if any(not 0 < len(u) <= 200 for u in self.userIds):
+            raise ValueError("every userId must be 1 to 200 characters")
+        return self
+
+
+class ItemErrorOut(Out):
+    code: str
+    detail: str
+
+    @classmethod
+    def of(cls, error: SchedulerError | None) -> ItemErrorOut | None:
+        return cls(code=error.code, detail=error.detail) if error is not None else None
+
+
+class BatchAllocateItemOut(Out):
+    index: int
+    status: Literal["granted", "failed"]
+    allocation: GrantOut | None
+    error: ItemErrorOut | None
+
+
+class BatchAllocateOut(Out):
+    results: list[BatchAllocateItemOut]
+    granted: int
+    failed: int
+
+    @classmethod
+    def of(cls, outcomes: list[ItemOutcome[Grant]]) -> BatchAllocateOut:
+        results = [
+            BatchAllocateItemOut(
+                index=o.index,
+                status="granted" if o.value is not None else "failed",
+                allocation=GrantOut.of(o.value) if o.value is not None else None,
+                error=ItemErrorOut.of(o.error),
+            )
+            for o in outcomes
+        ]
+        granted = sum(r.status == "granted" for r in results)
+        return cls(results=results, granted=granted, failed=len(results) - granted)
+
+
+class BatchReleaseItemOut(Out):
+    index: int
+    allocationId: uuid.UUID
+    status: Literal["released", "failed"]
+    release: ReleaseOut | None
+    error: ItemErrorOut | None
+
+
+class BatchReleaseOut(Out):
+    results: list[BatchReleaseItemOut]
+    released: int
+    failed: int
+
+    @classmethod
+    def of(cls, ids: list[uuid.UUID], outcomes: list[ItemOutcome[Release]]) -> BatchReleaseOut:
+        results = [
+            BatchReleaseItemOut(
+                index=o.index,
+                allocationId=ids[o.index],
+                status="released" if o.value is not None else "failed",
+                release=ReleaseOut.of(o.value) if o.value is not None else None,
+                error=ItemErrorOut.of(o.error),
+            )
+            for o in outcomes
+        ]
+        released = sum(r.status == "released" for r in results)
+        return cls(results=results, released=released, failed=len(results) - released)
+
+
+class BatchExtendItemOut(Out):
+    index: int
+    allocationId: uuid.UUID
+    status: Literal["extended", "failed"]
+    allocation: ExtendedOut | None
+    error: ItemErrorOut | None
+
+
+class BatchExtendOut(Out):
+    results: list[BatchExtendItemOut]
+    extended: int
+    failed: int
+
+    @classmethod
+    def of(
+        cls,
+        ids: list[uuid.UUID],
+        outcomes: list[ItemOutcome[tuple[Allocation, ExtensionInfo]]],
+    ) -> BatchExtendOut:
+        results = [
+            BatchExtendItemOut(
+                index=o.index,
+                allocationId=ids[o.index],
+                status="extended" if o.value is not None else "failed",
+                allocation=ExtendedOut(
+                    **AllocationOut.of(o.value[0]).model_dump(),
+                    extendInfo=ExtendInfoOut.of(o.value[1]),
+                )
+                if o.value is not None
+                else None,
+                error=ItemErrorOut.of(o.error),
+            )
+            for o in outcomes
+        ]
+        extended = sum(r.status == "extended" for r in results)
+        return cls(results=results, extended=extended, failed=len(results) - extended)
+
+
+class BatchQueryItemOut(Out):
+    index: int
+    userId: str
+    status: Literal["found", "failed"]
+    allocations: list[AllocationOut] | None
+    total: int | None
+    nextCursor: str | None
+    error: ItemErrorOut | None
+
+
+class BatchQueryOut(Out):
+    results: list[BatchQueryItemOut]
+    found: int
+    failed: int
+
+    @classmethod
+    def of(
+        cls, user_ids: list[str], outcomes: list[ItemOutcome[Page[Allocation]]]
+    ) -> BatchQueryOut:
+        results = [
+            BatchQueryItemOut(
+                index=o.index,
+                userId=user_ids[o.index],
+                status="found" if o.value is not None else "failed",
+                allocations=[AllocationOut.of(a) for a in o.value.items]
+                if o.value is not None
+                else None,
+                total=o.value.total if o.value is not None else None,
+                nextCursor=o.value.next_cursor if o.value is not None else None,
+                error=ItemErrorOut.of(o.error),
+            )
+            for o in outcomes
+        ]
+        found = sum(r.status == "found" for r in results)
+        return cls(results=results, found=found, failed=len(results) - found)

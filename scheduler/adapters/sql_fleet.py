@@ -163,17 +163,18 @@ class SqlDeviceRepository(SqlRepository):
         return device_from_row(row) if row else None
 
     async def placement_snapshot(
-        self, tenant_id: uuid.UUID, requirements: DeviceRequirements
+        self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
     ) -> tuple[Tenant | None, CandidateDevices]:
         """Lock the tenant's row and read the matching available devices, in one round trip
         (both statements are pipelined; the device read starts once the lock is held)."""
         query, params = _candidate_query(requirements)
+        params["lease_end"] = lease_end
         with translate_db_errors():
             tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
             device_cursor = await self._connection.execute(query, params)
             tenant_row = await tenant_cursor.fetchone()
             rows = tolerated(await device_cursor.fetchall(), requirements)
-        return (tenant_from_row(tenant_row) if tenant_row else None), _candidates(rows)
+        return (tenant_from_row(tenant_row) if tenant_row else None), class_candidates(rows)
 
     async def matching_states(
         self, requirements: DeviceRequirements
@@ -292,6 +293,13 @@ def tolerated(rows: list[Row], requirements: DeviceRequirements) -> list[Row]:
     ]
 
 
+#: Backfill: a lease may take a device booked later only if it ends before the booking's
+#: pre-warm starts (``%(lease_end)s`` is the lease's expiry).
+NOT_BOOKED_BEFORE_LEASE_END = (
+    "NOT EXISTS (SELECT 1 FROM reservations r WHERE r.device_id = d.id"
+    " AND r.status = 'pending' AND r.prewarm_at < %(lease_end)s)"
+)
+
 #: Devices per class offered to one claim: enough that concurrent requests rarely collide.
 CLASS_SAMPLE = 32
 
@@ -313,7 +321,7 @@ def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, A
     return query, params
 
 
-def _candidates(rows: Sequence[Row]) -> CandidateDevices:
+def class_candidates(rows: Sequence[Row]) -> CandidateDevices:
     """Candidate classes (their ``ids`` are tuples of device ids), with each node's occupancy
     estimated from its free matching devices."""
     free_on_node: Counter[uuid.UUID] = Counter()

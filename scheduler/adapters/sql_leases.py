@@ -11,6 +11,7 @@ from typing import Any
 from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
 from scheduler.adapters.sql_fleet import (
     DEVICE_COLUMNS,
+    NOT_BOOKED_BEFORE_LEASE_END,
     device_from_row,
     matching_clauses,
     tolerated,
@@ -36,7 +37,7 @@ WITH claimed AS (
     WHERE d.id = (
         SELECT c.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)
         JOIN devices c ON c.id = r.id
-        WHERE c.status = 'available'
+        WHERE c.status = 'available' AND {NOT_BOOKED_BEFORE_LEASE_END.replace("d.id", "c.id")}
         ORDER BY r.pos LIMIT 1
         FOR UPDATE OF c SKIP LOCKED)
     RETURNING {DEVICE_COLUMNS}
@@ -113,6 +114,7 @@ class SqlAllocationRepository(SqlRepository):
                     "at": lease.allocated_at,
                     "expires_at": lease.expires_at,
                     "key": lease.idempotency_key,
+                    "lease_end": lease.expires_at,
                 },
             )
             if row is not None:

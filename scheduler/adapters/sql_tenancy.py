@@ -12,8 +12,12 @@ from scheduler.adapters.sql_base import Row, SqlRepository
 from scheduler.domain.identity import Principal, Role
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
+from scheduler.services.ports import StoredKey
 
 LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR UPDATE"
+KEY_WHERE = "tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s AND key = %(key)s"
+#: Inserts a claim tries when the row it collided with keeps vanishing before it is read.
+CLAIM_ATTEMPTS = 3
 
 
 def tenant_from_row(row: Row) -> Tenant:
@@ -181,4 +185,64 @@ class SqlIdempotencyRepository(SqlRepository):
                 "key": key,
                 "body": Jsonb(result),
             },
+        )
+
+    async def claim(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> StoredKey | None:
+        """Insert the key as "in progress" (no response). A first request whose insert is
+        not committed yet makes this wait for its outcome; a row deleted between the insert
+        and the read (its claim was dropped) is claimed again."""
+        params = {
+            "tenant_id": principal.tenant_id,
+            "user_id": principal.user_id,
+            "key": key,
+            "operation": operation,
+            "hash": request_hash,
+            "now": now,
+        }
+        for _ in range(CLAIM_ATTEMPTS):
+            claimed = await self._row(
+                "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
+                " request_hash, created_at) VALUES (%(tenant_id)s, %(user_id)s, %(key)s,"
+                " %(operation)s, %(hash)s, %(now)s)"
+                " ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key",
+                params,
+            )
+            if claimed is not None:
+                return None
+            row = await self._row(
+                "SELECT operation, request_hash, response_status, response_body"
+                f" FROM idempotency_keys WHERE {KEY_WHERE}",
+                params,
+            )
+            if row is not None:
+                return StoredKey(
+                    row["operation"],
+                    row["request_hash"],
+                    row["response_status"],
+                    row["response_body"],
+                )
+        # claimed and dropped again and again: report it as still in progress
+        return StoredKey(operation, request_hash, None, None)
+
+    async def store_response(
+        self, principal: Principal, key: str, status: int, body: dict[str, Any]
+    ) -> None:
+        await self._send(
+            "UPDATE idempotency_keys SET response_status = %(status)s,"
+            f" response_body = %(body)s WHERE {KEY_WHERE} AND response_status IS NULL",
+            {
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "key": key,
+                "status": status,
+                "body": Jsonb(body),
+            },
+        )
+
+    async def drop_claim(self, principal: Principal, key: str) -> None:
+        await self._send(
+            f"DELETE FROM idempotency_keys WHERE {KEY_WHERE} AND response_status IS NULL",
+            {"tenant_id": principal.tenant_id, "user_id": principal.user_id, "key": key},
         )

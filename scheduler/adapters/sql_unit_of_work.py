@@ -25,6 +25,7 @@ from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
 from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository, SqlSchedulerConfig
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
 from scheduler.adapters.sql_queue import SqlQueueRepository
+from scheduler.adapters.sql_reservations import SqlReservationRepository
 from scheduler.adapters.sql_tenancy import (
     SqlIdempotencyRepository,
     SqlTenantRepository,
@@ -111,6 +112,7 @@ class SqlUnitOfWork:
         self.allocations = SqlAllocationRepository(connection)
         self.usage = SqlUsageRepository(connection)
         self.queue = SqlQueueRepository(connection)
+        self.reservations = SqlReservationRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.jobs = SqlJobLedger(connection)

@@ -93,6 +93,33 @@ class ExtensionConflictsWithReservation(ExtensionNotAllowed):
     code = "extension_conflicts_with_reservation"
 
 
+class ReservationNotFound(NotFound):
+    """No such reservation is visible to the caller."""
+
+    code = "reservation_not_found"
+
+
+class ReservationConflict(Conflict):
+    """No matching device is free for that window."""
+
+    code = "reservation_conflict"
+
+    def __init__(
+        self, detail: str | None = None, conflicts: tuple[tuple[str, str, str], ...] = ()
+    ) -> None:
+        super().__init__(detail)
+        self.conflicts = conflicts
+
+    def __reduce__(self) -> tuple[type, tuple[str, tuple[tuple[str, str, str], ...]]]:
+        return type(self), (self.detail, self.conflicts)
+
+
+class ReservationNotPending(Conflict):
+    """The reservation has already started or ended."""
+
+    code = "reservation_not_pending"
+
+
 class AlreadyExists(Conflict):
     """A resource with that name already exists."""
 

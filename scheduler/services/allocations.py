@@ -111,7 +111,9 @@ async def place_lease(
         QuotaExceeded: the tenant's quota does not admit any matching device.
     """
     for _ in range(CLAIM_ATTEMPTS):
-        tenant, candidates = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
+        tenant, candidates = await uow.devices.placement_snapshot(
+            lease.tenant_id, requirements, lease.expires_at
+        )
         if tenant is None or tenant.devices_left < 1:
             raise QuotaExceeded("the tenant's device quota is used up")
         ranked = rank_best_fit(
@@ -178,6 +180,7 @@ async def _end(
     )
     await uow.usage.add(record, now)
     await uow.tenants.refund(allocation.tenant_id, allocation.resources)
+    await uow.reservations.complete_for(allocation.id, now)
     (device,) = await uow.devices.transition(
         [allocation.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
     ) or (None,)

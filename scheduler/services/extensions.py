@@ -27,8 +27,13 @@ def policy_of(tenant: Tenant | None) -> ExtensionPolicy:
 
 async def _info(uow: UnitOfWork, allocation: Allocation, now: datetime) -> ExtensionInfo:
     tenant = await uow.tenants.get(allocation.tenant_id)
+    booking = await uow.reservations.next_booking_after(allocation.device_id, allocation.expires_at)
     return extension_info(
-        allocation, policy_of(tenant), now=now, revocation_pending=allocation.revoke_at is not None
+        allocation,
+        policy_of(tenant),
+        now=now,
+        next_booking_at=booking,
+        revocation_pending=allocation.revoke_at is not None,
     )
 
 
@@ -65,6 +70,8 @@ async def extend_allocation(
         allocation = await uow.allocations.get(allocation_id, scope_of(principal), lock=True)
         if allocation is None:
             raise AllocationNotFound()
+        # The device's row serializes this with bookings of the device (never an overlap).
+        await uow.reservations.lock_device(allocation.device_id)
         info = await _info(uow, allocation, now)
         if additional_minutes > info.max_additional_minutes:
             error = (

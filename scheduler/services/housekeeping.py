@@ -23,6 +23,12 @@ from scheduler.services.ports import (
     UnitOfWorkFactory,
 )
 from scheduler.services.queue import time_out_overdue_entries
+from scheduler.services.reservations import (
+    prewarm_devices,
+    reset_prewarmed,
+    send_reminders,
+    start_due_reservation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,7 @@ RELAY_JOB = "relay-outbox"
 PRUNE_JOB = "prune-job-ticks"
 QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
+BOOKINGS_JOB = "run-reservations"
 PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -92,6 +99,29 @@ async def run_expiry_warnings(
     return count
 
 
+async def run_reservations(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    *,
+    now: datetime,
+    owner: str,
+    limit: int = 100,
+) -> int:
+    """Reminders, pre-warm resets and activations due by ``now``, under this second's tick:
+    each booking is activated exactly once, even with two housekeepers alive."""
+    async with uow_factory() as uow:
+        if not await uow.jobs.claim_tick(BOOKINGS_JOB, tick_of(now, 1.0), owner, now):
+            return 0
+        await send_reminders(uow, now=now)
+        prewarmed = await prewarm_devices(uow, now=now)
+        await uow.commit()
+    reset_prewarmed(lifecycle, prewarmed)
+    started = 0
+    while started < limit and await start_due_reservation(uow_factory(), now=now) is not None:
+        started += 1
+    return started
+
+
 async def prune_ledger(
     uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, retention_seconds: float
 ) -> int:
@@ -139,6 +169,7 @@ class Housekeeper:
         self._lifecycle = lifecycle
         self._queue = queue
         self._next_deadline: datetime | None = None
+        self._next_booking: datetime | None = None
         self._next_sweep: datetime | None = None
         self._config = config
         self._owner = owner
@@ -146,6 +177,7 @@ class Housekeeper:
         self.expired_total = 0
         self.relayed_total = 0
         self.timed_out_total = 0
+        self.activated_total = 0
 
     async def tick(self, now: datetime) -> None:
         """Run whatever is due; each job fails alone and is retried next tick."""
@@ -168,6 +200,15 @@ class Housekeeper:
                 self._next_deadline = await uow.queue.next_deadline()
         except Exception:
             logger.exception("queue timeouts failed")
+        try:
+            if self._next_booking is None or self._next_booking <= now:
+                self.activated_total += await run_reservations(
+                    self._uow_factory, self._lifecycle, now=now, owner=self._owner
+                )
+            async with self._uow_factory() as uow:
+                self._next_booking = await uow.reservations.next_start()
+        except Exception:
+            logger.exception("reservations failed")
         try:
             await run_expiry_warnings(
                 self._uow_factory,
@@ -204,7 +245,7 @@ class Housekeeper:
     def seconds_until_next(self, now: datetime) -> float:
         """Sleep until the next lease or queue deadline is due, never past the relay interval."""
         wait = self._config.relay_seconds
-        for due in (self._next_expiry, self._next_deadline):
+        for due in (self._next_expiry, self._next_deadline, self._next_booking):
             if due is not None:
                 wait = min(wait, (due - now).total_seconds())
         return max(0.0, min(wait, self._config.max_sleep_seconds))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -14,6 +15,7 @@ from scheduler.domain.events import Event
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
 from scheduler.domain.identity import Principal, Role, Scope
 from scheduler.domain.queueing import QueueEntry, QueueStatus
+from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
@@ -59,7 +61,7 @@ class DeviceRepository(Protocol):
     async def add_many(self, devices: Sequence[Device]) -> None: ...
     async def get(self, device_id: uuid.UUID) -> Device | None: ...
     async def placement_snapshot(
-        self, tenant_id: uuid.UUID, requirements: DeviceRequirements
+        self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
     ) -> tuple[Tenant | None, CandidateDevices]:
         """Lock the tenant's row for the rest of the transaction and read the available
         devices that match ``requirements``."""
@@ -158,6 +160,68 @@ class QueueRepository(Protocol):
     ) -> dict[uuid.UUID, float]: ...
 
 
+class ReservationRepository(Protocol):
+    async def add(self, r: Reservation) -> None: ...
+    async def get(
+        self, reservation_id: uuid.UUID, scope: Scope, *, lock: bool = False
+    ) -> Reservation | None: ...
+    async def lock_device(self, device_id: uuid.UUID) -> bool: ...
+    async def conflicts(
+        self,
+        device_ids: Sequence[uuid.UUID],
+        prewarm_at: datetime,
+        end_time: datetime,
+        reset: timedelta,
+        exclude: uuid.UUID | None = None,
+    ) -> list[tuple[uuid.UUID, datetime, datetime]]: ...
+    async def free_candidates(
+        self,
+        requirements: DeviceRequirements,
+        prewarm_at: datetime,
+        end_time: datetime,
+        reset: timedelta,
+    ) -> CandidateDevices: ...
+    async def update_window(
+        self,
+        reservation_id: uuid.UUID,
+        device_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        prewarm_at: datetime,
+    ) -> None: ...
+    async def end(
+        self,
+        reservation_id: uuid.UUID,
+        status: ReservationStatus,
+        now: datetime,
+        reason: str | None,
+    ) -> None: ...
+    async def activate(
+        self, reservation_id: uuid.UUID, allocation_id: uuid.UUID | None, device_id: uuid.UUID
+    ) -> None: ...
+    async def complete_for(self, allocation_id: uuid.UUID, now: datetime) -> None: ...
+    async def lock_starting(
+        self, now: datetime, limit: int, grace: timedelta
+    ) -> list[Reservation]: ...
+    async def lock_to_prewarm(self, now: datetime, limit: int) -> list[Reservation]: ...
+    async def lock_to_remind(self, now: datetime, limit: int) -> list[Reservation]: ...
+    async def mark(self, column: str, ids: Sequence[uuid.UUID], now: datetime) -> None: ...
+    async def next_start(self) -> datetime | None: ...
+    async def next_booking_after(
+        self, device_id: uuid.UUID, after: datetime
+    ) -> datetime | None: ...
+    async def list(
+        self,
+        scope: Scope,
+        status: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Reservation]: ...
+    async def stats(self, scope: Scope, now: datetime) -> dict[str, Any]: ...
+
+
 class UsageRepository(Protocol):
     async def add(self, record: UsageRecord, now: datetime) -> None: ...
 
@@ -177,6 +241,34 @@ class IdempotencyRepository(Protocol):
         ...
 
     async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None: ...
+
+    async def claim(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> StoredKey | None:
+        """Insert the key with no response yet ("in progress"); ``None`` when this call
+        claimed it, else the row some earlier request left (waiting for an uncommitted one)."""
+        ...
+
+    async def store_response(
+        self, principal: Principal, key: str, status: int, body: dict[str, Any]
+    ) -> None:
+        """Record the response of the request that claimed the key."""
+        ...
+
+    async def drop_claim(self, principal: Principal, key: str) -> None:
+        """Delete the key if it still has no response, so that a retry can run."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An idempotency key's row: the first request's operation and fingerprint, and its
+    response (``response_status`` is ``None`` while that request is still running)."""
+
+    operation: str
+    request_hash: str
+    response_status: int | None
+    response_body: dict[str, Any] | None
 
 
 class JobLedger(Protocol):
@@ -199,6 +291,7 @@ class UnitOfWork(Protocol):
     allocations: AllocationRepository
     usage: UsageRepository
     queue: QueueRepository
+    reservations: ReservationRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     jobs: JobLedger

@@ -1,0 +1,85 @@
+"""Bookings of a device for a future window: their lifecycle and the rules of the window."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from scheduler.domain.errors import InvalidRequest
+from scheduler.domain.resources import DeviceRequirements
+
+MIN_RESERVATION_MINUTES = 15
+MAX_RESERVATION_MINUTES = 1440
+MAX_REMIND_MINUTES = 60
+DEFAULT_REMIND_MINUTES = 15
+
+
+class ReservationStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    FAILED = "failed"
+
+
+#: Statuses whose window still holds the device.
+HOLDING = (ReservationStatus.PENDING.value, ReservationStatus.ACTIVE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    device_id: uuid.UUID
+    status: ReservationStatus
+    start_time: datetime
+    end_time: datetime
+    prewarm_at: datetime
+    remind_before_minutes: int
+    requirements: DeviceRequirements
+    created_at: datetime
+    allocation_id: uuid.UUID | None = None
+    ended_at: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def duration_minutes(self) -> int:
+        return round((self.end_time - self.start_time) / timedelta(minutes=1))
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRules:
+    """How far ahead one may book, and how long before the start the device is readied."""
+
+    horizon: timedelta = timedelta(days=30)
+    prewarm: timedelta = timedelta(minutes=2)
+
+
+def booking_window(
+    start: datetime, duration_minutes: int, *, now: datetime, rules: BookingRules
+) -> tuple[datetime, datetime, datetime]:
+    """``(start, end, prewarm_at)`` of a booking.
+
+    Raises:
+        InvalidRequest: the start is in the past or beyond the horizon, or the duration is
+            out of range.
+    """
+    if start.tzinfo is None:
+        raise InvalidRequest("startTime must carry a time zone (e.g. 2026-12-01T09:00:00Z)")
+    if not MIN_RESERVATION_MINUTES <= duration_minutes <= MAX_RESERVATION_MINUTES:
+        raise InvalidRequest(
+            f"durationMinutes must be between {MIN_RESERVATION_MINUTES} and "
+            f"{MAX_RESERVATION_MINUTES}"
+        )
+    if start < now:
+        raise InvalidRequest("startTime is in the past")
+    if start > now + rules.horizon:
+        raise InvalidRequest(
+            f"startTime is beyond the booking horizon of {rules.horizon.days} days"
+        )
+    end = start + timedelta(minutes=duration_minutes)
+    return start, end, max(now, start - rules.prewarm)

@@ -1,0 +1,357 @@
+"""Use cases of reservations: book a device for a window, move, cancel, and the
+housekeeper's side: reminders, pre-warm and activation at the start second."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from placement.greedy import rank_best_fit
+from placement.model import as_vector
+from scheduler.domain import events
+from scheduler.domain.errors import (
+    DeviceNotFound,
+    NoCapacity,
+    QuotaExceeded,
+    ReservationConflict,
+    ReservationNotFound,
+    ReservationNotPending,
+)
+from scheduler.domain.fleet import DeviceStatus
+from scheduler.domain.identity import Principal, Scope, acting_user, scope_of
+from scheduler.domain.reservations import (
+    BookingRules,
+    Reservation,
+    ReservationStatus,
+    booking_window,
+)
+from scheduler.domain.resources import DeviceRequirements
+from scheduler.services.allocations import place_lease
+from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.ports import DeviceLifecycle, UnitOfWork
+
+EVERYONE = Scope(None, None)
+#: Devices one booking tries to lock before it reports a conflict.
+BOOKING_ATTEMPTS = 16
+#: How long past its start a booking waits for its device to finish a reset.
+READYING_GRACE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    user_id: str | None
+    start_time: datetime
+    duration_minutes: int
+    requirements: DeviceRequirements
+    device_id: uuid.UUID | None
+    remind_before_minutes: int
+
+
+def _event(kind: str, r: Reservation, at: datetime, **extra: Any) -> events.Event:
+    return events.Event(
+        kind,
+        str(r.id),
+        {
+            "reservationId": str(r.id),
+            "tenantId": str(r.tenant_id),
+            "userId": r.user_id,
+            "deviceId": str(r.device_id),
+            "startTime": r.start_time.isoformat(),
+            "endTime": r.end_time.isoformat(),
+            **extra,
+        },
+        at,
+    )
+
+
+async def _book(
+    uow: UnitOfWork,
+    requirements: DeviceRequirements,
+    device_id: uuid.UUID | None,
+    window: tuple[datetime, datetime, datetime],
+    reset: timedelta,
+    exclude: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Inside the caller's transaction: a device free for the window, held (its row lock
+    serializes every booking, lease and extension of it) and checked under that lock.
+
+    Raises:
+        DeviceNotFound: the named device does not exist.
+        ReservationConflict: no matching device is free for the window.
+    """
+    _, end, prewarm = window
+    if device_id is not None:
+        ids = [device_id]
+    else:
+        candidates = await uow.reservations.free_candidates(requirements, prewarm, end, reset)
+        ranked = rank_best_fit(candidates, as_vector(requirements.minimum))
+        ids = [i for row in ranked for i in candidates.ids[row]][:BOOKING_ATTEMPTS]  # type: ignore[attr-defined]
+    for candidate in ids:
+        if not await uow.reservations.lock_device(candidate):
+            if device_id is not None:
+                raise DeviceNotFound()
+            continue
+        if not await uow.reservations.conflicts([candidate], prewarm, end, reset, exclude):
+            return candidate
+    scope = (
+        ids if device_id is not None else await uow.reservations.matching_device_ids(requirements)
+    )
+    conflicts = await uow.reservations.conflicts(scope, prewarm, end, reset, exclude)
+    raise ReservationConflict(
+        "no matching device is free for that window",
+        tuple((str(d), s.isoformat(), e.isoformat()) for d, s, e in conflicts),
+    )
+
+
+async def create_reservation(
+    uow: UnitOfWork,
+    principal: Principal,
+    command: Reserve,
+    *,
+    now: datetime,
+    rules: BookingRules,
+    reset: timedelta,
+) -> Reservation:
+    """Book the best-fitting device free for the whole window (or the named one).
+
+    Raises:
+        InvalidRequest: a start in the past or beyond the horizon, a bad duration.
+        ReservationConflict: no matching device is free for the window.
+        DeviceNotFound: the named device does not exist.
+    """
+    user_id = acting_user(principal, command.user_id)
+    window = booking_window(command.start_time, command.duration_minutes, now=now, rules=rules)
+    async with uow:
+        device_id = await _book(uow, command.requirements, command.device_id, window, reset)
+        reservation = Reservation(
+            id=uuid.uuid4(),
+            tenant_id=principal.tenant_id,
+            user_id=user_id,
+            device_id=device_id,
+            status=ReservationStatus.PENDING,
+            start_time=window[0],
+            end_time=window[1],
+            prewarm_at=window[2],
+            remind_before_minutes=command.remind_before_minutes,
+            requirements=command.requirements,
+            created_at=now,
+        )
+        await uow.reservations.add(reservation)
+        await uow.outbox.add([_event(events.RESERVATION_CREATED, reservation, now)])
+        await uow.commit()
+    return reservation
+
+
+async def check_conflict(
+    uow: UnitOfWork, command: Reserve, *, now: datetime, rules: BookingRules, reset: timedelta
+) -> tuple[uuid.UUID | None, tuple[tuple[str, str, str], ...]]:
+    """Whether the booking would succeed now: the device it would get, or the conflicts."""
+    window = booking_window(command.start_time, command.duration_minutes, now=now, rules=rules)
+    async with uow:
+        try:
+            return await _book(uow, command.requirements, command.device_id, window, reset), ()
+        except ReservationConflict as conflict:
+            return None, conflict.conflicts
+
+
+async def update_reservation(
+    uow: UnitOfWork,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    start_time: datetime | None,
+    duration_minutes: int | None,
+    now: datetime,
+    rules: BookingRules,
+    reset: timedelta,
+) -> Reservation:
+    """Move or resize a pending booking, with the same checks as a new one (it keeps its
+    device when that is free for the new window).
+
+    Raises:
+        ReservationNotFound, ReservationNotPending, ReservationConflict, InvalidRequest.
+    """
+    async with uow:
+        current = await uow.reservations.get(reservation_id, scope_of(principal), lock=True)
+        if current is None:
+            raise ReservationNotFound()
+        if current.status is not ReservationStatus.PENDING:
+            raise ReservationNotPending(f"the reservation is {current.status.value}")
+        window = booking_window(
+            start_time or current.start_time,
+            duration_minutes or current.duration_minutes,
+            now=now,
+            rules=rules,
+        )
+        try:
+            device_id = await _book(
+                uow, current.requirements, current.device_id, window, reset, exclude=current.id
+            )
+        except ReservationConflict:
+            device_id = await _book(
+                uow, current.requirements, None, window, reset, exclude=current.id
+            )
+        await uow.reservations.update_window(current.id, device_id, *window)
+        moved = replace(
+            current,
+            device_id=device_id,
+            start_time=window[0],
+            end_time=window[1],
+            prewarm_at=window[2],
+        )
+        await uow.outbox.add([_event(events.RESERVATION_UPDATED, moved, now)])
+        await uow.commit()
+    return moved
+
+
+async def cancel_reservation(
+    uow: UnitOfWork,
+    principal: Principal,
+    reservation_id: uuid.UUID,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> Reservation:
+    """Raises:
+    ReservationNotFound: no such reservation is visible to the caller.
+    ReservationNotPending: it already started or ended.
+    """
+    async with uow:
+        current = await uow.reservations.get(reservation_id, scope_of(principal), lock=True)
+        if current is None:
+            raise ReservationNotFound()
+        if current.status is not ReservationStatus.PENDING:
+            raise ReservationNotPending(f"the reservation is {current.status.value}")
+        await uow.reservations.end(current.id, ReservationStatus.CANCELLED, now, reason)
+        await uow.outbox.add([_event(events.RESERVATION_CANCELLED, current, now, reason=reason)])
+        await uow.commit()
+    return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=reason)
+
+
+async def get_reservation(
+    uow: UnitOfWork, principal: Principal, reservation_id: uuid.UUID
+) -> Reservation:
+    """Raises:
+    ReservationNotFound: no such reservation is visible to the caller.
+    """
+    async with uow:
+        found = await uow.reservations.get(reservation_id, scope_of(principal))
+    if found is None:
+        raise ReservationNotFound()
+    return found
+
+
+async def list_reservations(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Reservation]:
+    async with uow:
+        return await uow.reservations.list(scope_of(principal), status, since, until, limit, cursor)
+
+
+async def reservation_stats(
+    uow: UnitOfWork, principal: Principal, *, now: datetime
+) -> dict[str, Any]:
+    async with uow:
+        return await uow.reservations.stats(scope_of(principal), now)
+
+
+# ---- the housekeeper's side ------------------------------------------------------------
+
+
+async def send_reminders(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> int:
+    """Inside the caller's transaction: one reminder per booking, ``remindBeforeMinutes``
+    before its start."""
+    due = await uow.reservations.lock_to_remind(now, limit)
+    if due:
+        await uow.reservations.mark("reminded_at", [r.id for r in due], now)
+        await uow.outbox.add([_event(events.RESERVATION_REMINDER, r, now) for r in due])
+    return len(due)
+
+
+async def prewarm_devices(
+    uow: UnitOfWork, *, now: datetime, limit: int = 500
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Inside the caller's transaction: the booked devices whose pre-warm starts go through
+    a reset now, so the phone is fresh at the start. Returns ``(node, device)`` to reset."""
+    due = await uow.reservations.lock_to_prewarm(now, limit)
+    if not due:
+        return []
+    await uow.reservations.mark("prewarmed_at", [r.id for r in due], now)
+    resetting = await uow.devices.transition(
+        [r.device_id for r in due], DeviceStatus.AVAILABLE, DeviceStatus.RESETTING, now
+    )
+    await uow.outbox.add([_event(events.RESERVATION_PREWARM, r, now) for r in due])
+    return [(d.node_id, d.id) for d in resetting]
+
+
+async def start_due_reservation(
+    uow: UnitOfWork, *, now: datetime
+) -> tuple[Reservation, Grant | None] | None:
+    """Activate the next booking whose start has come, in its own transaction: it becomes a
+    lease until its end (quota checked now), on its device or, if that one failed, another
+    matching one; else it fails with a reason. ``None`` when none is due."""
+    async with uow:
+        due = await uow.reservations.lock_starting(now, 1, READYING_GRACE)
+        if not due:
+            return None
+        booking = due[0]
+        if booking.end_time <= now:
+            await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, "window_passed")
+            await uow.outbox.add(
+                [_event(events.RESERVATION_FAILED, booking, now, reason="window_passed")]
+            )
+            await uow.commit()
+            return booking, None
+        # Marked active first: the lease being placed must not be refused for its own booking.
+        await uow.reservations.activate(booking.id, None, booking.device_id)
+        lease = PendingLease(
+            uuid.uuid4(), booking.tenant_id, booking.user_id, now, booking.end_time, None
+        )
+        try:
+            grant = await place_lease(uow, lease, booking.requirements, [booking.device_id])
+        except (NoCapacity, QuotaExceeded) as refusal:
+            await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, refusal.code)
+            await uow.outbox.add(
+                [_event(events.RESERVATION_FAILED, booking, now, reason=refusal.code)]
+            )
+            await uow.commit()
+            return replace(booking, status=ReservationStatus.FAILED, reason=refusal.code), None
+        await uow.reservations.activate(booking.id, grant.allocation.id, grant.device.id)
+        kinds = [events.RESERVATION_ACTIVATED]
+        if grant.device.id != booking.device_id:
+            kinds.append(events.RESERVATION_MOVED)
+        await uow.outbox.add(
+            [
+                _event(
+                    kind,
+                    replace(booking, device_id=grant.device.id),
+                    now,
+                    allocationId=str(grant.allocation.id),
+                )
+                for kind in kinds
+            ]
+        )
+        await uow.commit()
+    return replace(
+        booking,
+        status=ReservationStatus.ACTIVE,
+        allocation_id=grant.allocation.id,
+        device_id=grant.device.id,
+    ), grant
+
+
+def reset_prewarmed(lifecycle: DeviceLifecycle, devices: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    by_node: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for node_id, device_id in devices:
+        by_node.setdefault(node_id, []).append(device_id)
+    for node_id, device_ids in by_node.items():
+        lifecycle.request_reset(node_id, device_ids)

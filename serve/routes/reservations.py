@@ -1,0 +1,141 @@
+"""Reservation routes: book a device for a window, look, move, cancel, check, summarize."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from scheduler.services import reservations
+from serve.deps import PrincipalDep, ServicesDep
+from serve.schemas import (
+    CancelIn,
+    ReservationIn,
+    ReservationOut,
+    ReservationPage,
+    ReservationUpdateIn,
+    conflicts_out,
+)
+
+router = APIRouter(prefix="/scheduler/reservations", tags=["reservations"])
+
+Status = Literal["pending", "active", "completed", "cancelled", "no_show", "failed"]
+
+
+def _reset(services: Any) -> timedelta:
+    return timedelta(seconds=services.settings.device_reset_seconds)
+
+
+@router.post("", status_code=201, response_model=ReservationOut)
+async def create(
+    body: ReservationIn, principal: PrincipalDep, services: ServicesDep
+) -> ReservationOut:
+    booked = await reservations.create_reservation(
+        services.uow(),
+        principal,
+        body.to_command(),
+        now=services.clock(),
+        rules=services.booking_rules,
+        reset=_reset(services),
+    )
+    return ReservationOut.of(booked)
+
+
+@router.get("", response_model=ReservationPage)
+async def list_reservations(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    status: Status | None = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> ReservationPage:
+    page = await reservations.list_reservations(
+        services.uow(), principal, status=status, since=from_, until=to, limit=limit, cursor=cursor
+    )
+    return ReservationPage(
+        items=[ReservationOut.of(r) for r in page.items],
+        total=page.total,
+        nextCursor=page.next_cursor,
+    )
+
+
+@router.post("/check-conflict")
+async def check_conflict(
+    body: ReservationIn, principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    device, conflicts = await reservations.check_conflict(
+        services.uow(),
+        body.to_command(),
+        now=services.clock(),
+        rules=services.booking_rules,
+        reset=_reset(services),
+    )
+    return {
+        "available": device is not None,
+        "deviceId": str(device) if device else None,
+        "conflicts": conflicts_out(conflicts),
+    }
+
+
+@router.get("/stats/summary")
+async def summary(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    raw = await reservations.reservation_stats(services.uow(), principal, now=services.clock())
+    return {
+        "total": raw["total"],
+        "pending": raw["pending"],
+        "active": raw["active"],
+        "completed": raw["completed"],
+        "cancelled": raw["cancelled"],
+        "failed": raw["failed"],
+        "startingWithinDay": raw["starting_within_day"],
+    }
+
+
+@router.get("/{reservation_id}", response_model=ReservationOut)
+async def get(
+    reservation_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
+) -> ReservationOut:
+    return ReservationOut.of(
+        await reservations.get_reservation(services.uow(), principal, reservation_id)
+    )
+
+
+@router.put("/{reservation_id}", response_model=ReservationOut)
+async def update(
+    reservation_id: uuid.UUID,
+    body: ReservationUpdateIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> ReservationOut:
+    moved = await reservations.update_reservation(
+        services.uow(),
+        principal,
+        reservation_id,
+        start_time=body.startTime,
+        duration_minutes=body.durationMinutes,
+        now=services.clock(),
+        rules=services.booking_rules,
+        reset=_reset(services),
+    )
+    return ReservationOut.of(moved)
+
+
+@router.post("/{reservation_id}/cancel", response_model=ReservationOut)
+async def cancel(
+    reservation_id: uuid.UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: CancelIn | None = None,
+) -> ReservationOut:
+    cancelled = await reservations.cancel_reservation(
+        services.uow(),
+        principal,
+        reservation_id,
+        reason=body.reason if body else None,
+        now=services.clock(),
+    )
+    return ReservationOut.of(cancelled)
