@@ -39,6 +39,9 @@ QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
 PRUNE_EVERY_SECONDS = 60.0
+#: Ledger tick of the timer jobs (expiry, queue timeouts, bookings): finer than a
+#: second so that work due mid-second is not held to the next one.
+TIMER_TICK_SECONDS = 0.1
 
 
 def tick_of(now: datetime, interval_seconds: float) -> int:
@@ -71,7 +74,7 @@ async def run_expiry(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: st
     """Expire every lease due by ``now`` under the ledger tick of this second."""
     uow = uow_factory()
     async with uow:
-        if not await uow.jobs.claim_tick(EXPIRE_JOB, tick_of(now, 1.0), owner, now):
+        if not await uow.jobs.claim_tick(EXPIRE_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now):
             return []
         ended = await end_due_allocations(uow, now=now)
         await uow.commit()
@@ -81,7 +84,9 @@ async def run_expiry(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: st
 async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> int:
     """Time out every waiting entry past its deadline under the ledger tick of this second."""
     async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(QUEUE_TIMEOUT_JOB, tick_of(now, 1.0), owner, now):
+        if not await uow.jobs.claim_tick(
+            QUEUE_TIMEOUT_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now
+        ):
             return 0
         count = await time_out_overdue_entries(uow, now=now)
         await uow.commit()
@@ -110,7 +115,9 @@ async def run_reservations(
     """Reminders, pre-warm resets and activations due by ``now``, under this second's tick:
     each booking is activated exactly once, even with two housekeepers alive."""
     async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(BOOKINGS_JOB, tick_of(now, 1.0), owner, now):
+        if not await uow.jobs.claim_tick(
+            BOOKINGS_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now
+        ):
             return 0
         await send_reminders(uow, now=now)
         prewarmed = await prewarm_devices(uow, now=now)
