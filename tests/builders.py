@@ -137,3 +137,45 @@ async def force_due(services: Any, allocation_ids: list[Any]) -> None:
         " expires_at = now() - interval '1 second' WHERE id = ANY(%(ids)s::uuid[])",
         {"ids": [str(i) for i in allocation_ids]},
     )
+
+
+async def new_spread_pool(
+    client: httpx.AsyncClient, admin: str, *, nodes: int = 2, devices_per_node: int = 2
+) -> list[Pool]:
+    """``nodes`` nodes of ``devices_per_node`` devices each, all under one pool label (so
+    one request body matches every one of them)."""
+    label = {"pool": unique("pool")}
+    pools = []
+    for _ in range(nodes):
+        r = await client.post(
+            "/scheduler/nodes",
+            headers=auth(admin),
+            json={
+                "name": unique("node"),
+                "labels": label,
+                "capacity": {
+                    "cpuCores": 1024,
+                    "memoryMB": 16_000_000,
+                    "storageMB": 1_000_000_000,
+                    "maxDevices": devices_per_node,
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        node = r.json()
+        r = await client.post(
+            f"/scheduler/nodes/{node['id']}/devices",
+            headers=auth(admin),
+            json={
+                "count": devices_per_node,
+                "spec": {
+                    "cpuCores": 2,
+                    "memoryMB": 4096,
+                    "storageMB": 32768,
+                    "androidVersion": "13",
+                },
+            },
+        )
+        assert r.status_code == 201, r.text
+        pools.append(Pool(node, r.json(), label))
+    return pools

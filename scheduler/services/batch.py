@@ -173,7 +173,7 @@ async def allocate_batch(
 ) -> list[ItemOutcome[Grant]]:
     """Lease a device for every item, placed by one plan over the whole batch: each item
     claims its planned device first and falls back to the best fit (items the plan placed
-    go first, so a fallback never takes a device planned for another item).
+    go first, so the items it could not place do not take their devices).
 
     Not atomic: each item in its own transaction, a refused item does not stop the others.
     Atomic: every item in one transaction, committed only when all were granted; otherwise

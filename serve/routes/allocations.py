@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from scheduler.domain.identity import require_admin
 from scheduler.services import allocations, extensions
 from scheduler.services.commands import AllocationFilter
 from scheduler.services.housekeeping import request_resets
-from serve.deps import PrincipalDep, ServicesDep
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.idempotency import idempotent, json_response
 from serve.schemas import (
     AllocationOut,
     AllocationPage,
@@ -72,19 +74,31 @@ async def release_expired(principal: PrincipalDep, services: ServicesDep) -> Cou
 
 @router.put("/{allocation_id}/extend", response_model=ExtendedOut)
 async def extend(
-    allocation_id: uuid.UUID, body: ExtendIn, principal: PrincipalDep, services: ServicesDep
-) -> ExtendedOut:
-    allocation, info = await extensions.extend_allocation(
-        services.uow(),
-        principal,
-        allocation_id,
-        body.additionalMinutes,
-        reason=body.reason,
-        now=services.clock(),
-    )
-    return ExtendedOut(
-        **AllocationOut.of(allocation).model_dump(), extendInfo=ExtendInfoOut.of(info)
-    )
+    allocation_id: uuid.UUID,
+    body: ExtendIn,
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Push the lease's expiry back within its tenant's limits. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        allocation, info = await extensions.extend_allocation(
+            services.uow(),
+            principal,
+            allocation_id,
+            body.additionalMinutes,
+            reason=body.reason,
+            now=services.clock(),
+        )
+        return json_response(
+            ExtendedOut(
+                **AllocationOut.of(allocation).model_dump(), extendInfo=ExtendInfoOut.of(info)
+            )
+        )
+
+    return await idempotent(request, services, principal, key, run)
 
 
 @router.get("/{allocation_id}/extend-info", response_model=ExtendInfoOut)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from scheduler.domain.errors import InvalidRequest, NoCapacity
 from scheduler.services import allocations, fleet, queue
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.idempotency import idempotent, json_response
 from serve.routes.queue import join
 from serve.schemas import (
     AllocateIn,
@@ -54,17 +55,28 @@ async def allocate(
 
 
 @router.post("/release", response_model=ReleaseOut)
-async def release(body: ReleaseIn, principal: PrincipalDep, services: ServicesDep) -> ReleaseOut:
-    released = await allocations.release_allocation(
-        services.uow(),
-        principal,
-        allocation_id=body.allocationId,
-        device_id=body.deviceId,
-        now=services.clock(),
-    )
-    services.lifecycle.request_reset(released.node_id, [released.device_id])
-    services.queue.wake()  # the freed quota may admit a waiter on another device
-    return ReleaseOut.of(released)
+async def release(
+    body: ReleaseIn,
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """End a lease; its device is reset. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        released = await allocations.release_allocation(
+            services.uow(),
+            principal,
+            allocation_id=body.allocationId,
+            device_id=body.deviceId,
+            now=services.clock(),
+        )
+        services.lifecycle.request_reset(released.node_id, [released.device_id])
+        services.queue.wake()  # the freed quota may admit a waiter on another device
+        return json_response(ReleaseOut.of(released))
+
+    return await idempotent(request, services, principal, key, run)
 
 
 def parse_labels(labels: list[str]) -> dict[str, str]:

@@ -6,13 +6,15 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from scheduler.bootstrap import Services
 from scheduler.domain.identity import require_admin
 from scheduler.domain.queueing import QueueEntry
 from scheduler.services import queue
-from serve.deps import PrincipalDep, ServicesDep
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.idempotency import idempotent, json_response
 from serve.schemas import (
     CancelIn,
     GrantedOut,
@@ -47,16 +49,25 @@ async def join(services: Services, entry: QueueEntry) -> QueueEntryOut:
 
 @router.post("/join", status_code=201, response_model=QueueEntryOut)
 async def join_queue(
-    body: QueueJoinIn, principal: PrincipalDep, services: ServicesDep
-) -> QueueEntryOut:
-    entry = await queue.join_queue(
-        services.uow(),
-        principal,
-        body.to_command(),
-        now=services.clock(),
-        limits=services.queue_limits,
-    )
-    return await join(services, entry)
+    body: QueueJoinIn,
+    request: Request,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Wait for a device. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        entry = await queue.join_queue(
+            services.uow(),
+            principal,
+            body.to_command(),
+            now=services.clock(),
+            limits=services.queue_limits,
+        )
+        return json_response(await join(services, entry), status_code=201)
+
+    return await idempotent(request, services, principal, key, run)
 
 
 @router.get("", response_model=QueuePage)
@@ -126,15 +137,22 @@ async def position(
 @router.post("/{entry_id}/cancel", response_model=QueueEntryOut)
 async def cancel(
     entry_id: uuid.UUID,
+    request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
+    key: IdempotencyKeyDep,
     body: CancelIn | None = None,
-) -> QueueEntryOut:
-    entry = await queue.cancel_entry(
-        services.uow(),
-        principal,
-        entry_id,
-        now=services.clock(),
-        reason=body.reason if body else None,
-    )
-    return (await views(services, [entry]))[0]
+) -> Response:
+    """Leave the queue. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        entry = await queue.cancel_entry(
+            services.uow(),
+            principal,
+            entry_id,
+            now=services.clock(),
+            reason=body.reason if body else None,
+        )
+        return json_response((await views(services, [entry]))[0])
+
+    return await idempotent(request, services, principal, key, run)
