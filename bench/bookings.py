@@ -136,10 +136,39 @@ async def lateness(settings: Settings, reservations: int, spread: float) -> list
     return sorted(float(r[0]) for r in rows)
 
 
+async def batch_vs_singles(settings: Settings, size: int) -> tuple[float, float]:
+    """Wall time of ``size`` single allocate calls, then of one batch of ``size`` (in-process
+    over ASGI, so only the service and the database differ)."""
+    services = build_services(settings)
+    admin = "pf_bench_" + uuid.uuid4().hex
+    await ensure_admin_token(services.uow(), admin, now=services.clock())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services)),
+        base_url="http://bench",
+        timeout=120,
+    ) as client:
+        token, label = await setup(client, admin, 2 * size)
+        body = {"durationMinutes": 30, "preferredSpecs": {"labels": label}}
+        started = time.perf_counter()
+        for _ in range(size):
+            r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
+            assert r.status_code == 201, r.text
+        singles = time.perf_counter() - started
+        started = time.perf_counter()
+        r = await client.post(
+            "/scheduler/allocations/batch", headers=auth(token), json={"requests": [body] * size}
+        )
+        batch = time.perf_counter() - started
+        assert r.status_code == 200 and r.json()["granted"] == size, r.text
+    await services.close()
+    return singles, batch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reservations", type=int, default=300)
     parser.add_argument("--spread-seconds", type=float, default=30.0)
+    parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
     name = f"pf_bench_bookings_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(BASE_URL, autocommit=True) as conn:
@@ -156,6 +185,7 @@ def main() -> None:
             token_cache_seconds=60,
         )
         late = asyncio.run(lateness(settings, args.reservations, args.spread_seconds))
+        singles, batch = asyncio.run(batch_vs_singles(settings, args.batch_size))
     finally:
         with psycopg.connect(BASE_URL, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -166,6 +196,10 @@ def main() -> None:
     print(
         f"  p50 {statistics.median(late):.1f} ms   p99 {late[int(0.99 * (len(late) - 1))]:.1f} ms"
         f"   max {late[-1]:.1f} ms   min {late[0]:.1f} ms"
+    )
+    print(
+        f"{args.batch_size} allocations: {args.batch_size} single calls {singles * 1000:.0f} ms,"
+        f" one batch {batch * 1000:.0f} ms (batch / singles = {batch / singles:.2f})"
     )
 
 
