@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -149,7 +150,10 @@ async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
 
     data_dir = Path(tempfile.mkdtemp(prefix="pf-bench-queue-"))
     ports = launcher.ClusterPorts.from_http_port(8900)
-    env = {f"PHONEFLEET_{k.upper()}": str(v) for k, v in _app_args(settings).items()}
+    env = {
+        f"PHONEFLEET_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in _app_args(settings).items()
+    }
     admin = "pf_bench_" + uuid.uuid4().hex
     services = build_services(settings)
     await ensure_admin_token(services.uow(), admin, now=services.clock())
@@ -165,6 +169,9 @@ async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
         time.sleep(3.0 + settings.device_reset_seconds * 2)
         return str(made["node_id"])
     finally:
+        import ray
+
+        ray.shutdown()  # disconnect this driver before its cluster goes away
         launcher.stop_head(data_dir)
 
 
