@@ -193,6 +193,7 @@ def main() -> None:
             redis_url=REDIS_URL,
             device_reset_seconds=args.reset_seconds,
             events_stream=f"phonefleet:bench:{name}",
+            queue_cap_per_tenant=10_000,
             token_cache_seconds=60,
             node_reconcile_seconds=1,
         )
