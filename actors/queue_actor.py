@@ -33,8 +33,8 @@ class QueueActor:
         await self._drainer.refresh()
         self._drainer.wake()
 
-    def wake(self) -> None:
-        self._drainer.wake()
+    def wake(self, new_entries: bool = False) -> None:
+        self._drainer.wake(new_entries)
 
     async def drain(self, max_grants: int | None = None) -> int:
         return await self._drainer.drain(max_grants)
@@ -71,9 +71,9 @@ class RayQueueDispatcher:
             self._handle = queue_actor_handle(self._settings)
         return self._handle
 
-    def wake(self) -> None:
+    def wake(self, new_entries: bool = False) -> None:
         try:
-            self._actor().wake.remote()
+            self._actor().wake.remote(new_entries)
         except Exception:
             self._handle = None  # the housekeeper's safety sweep wakes it again
 

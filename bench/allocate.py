@@ -2,10 +2,10 @@
 
     python -m bench.allocate --requests 1000 --json /tmp/allocate.json
 
-One run, so that its ratios are comparable: a fresh database (migrated from empty) with a
-fleet and a tenant made through the HTTP API, then, for 1 and for 16 concurrent clients
-(each with its own token and kept-alive connection), a warm-up and N measured allocate +
-release pairs against
+One run, so that its ratios are comparable. Each mode gets a fresh database (migrated from
+empty) with the same fleet, tenant and user tokens made through the HTTP API, so that none
+inherits another's history; then, for 1 and for 16 concurrent clients (each with its own
+token and kept-alive connection), a warm-up and N measured allocate + release pairs against
 
 * ``uvicorn``: the app under plain uvicorn (``serve.standalone``), the yardstick;
 * ``serve``: the app on Ray Serve (a Ray head of its own, throughput-optimized mode with
@@ -15,8 +15,8 @@ release pairs against
 
 and finally a step-by-step profile of the service in-process (no HTTP). It prints the table,
 the ratios against the goals and the profile, and writes everything as JSON with ``--json``.
-Every server process it starts is stopped at the end, also on error or Ctrl-C; the database
-is dropped.
+Every server process it starts is stopped at the end, also on error or Ctrl-C (and SIGTERM);
+every database it creates is dropped.
 """
 
 from __future__ import annotations
@@ -24,18 +24,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import platform
 import shutil
 import signal
-import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import redis
 import uvloop
@@ -49,18 +46,27 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import report
-from bench.database import ServerUrls, fresh_database, server_version, servers
-from bench.fleet import MAX_POOL_DEVICES, Fleet, seed_fleet
-from bench.floor import floor_workers
-from bench.http_load import http_workers
-from bench.pairs import SettingResult, measure
-from bench.profile import ProfileResult, profile_service
-from bench.servers import PROJECT_ROOT, serve_app, uvicorn_app
+from bench.request_path import markdown, report
+from bench.request_path.database import ServerUrls, fresh_database, servers
+from bench.request_path.fleet import MAX_POOL_DEVICES, Fleet, seed_fleet
+from bench.request_path.floor import floor_workers
+from bench.request_path.http_load import http_workers, probe_health
+from bench.request_path.meta import run_meta
+from bench.request_path.pairs import SettingResult, idle_cpu, measure
+from bench.request_path.profile import profile_service
+from bench.request_path.report import RunResult
+from bench.request_path.servers import serve_app, uvicorn_app
 from scheduler.config import Settings
 from serve.launcher import ClusterPorts
 
-MODES = ("uvicorn", "serve", "floor")
+MODES = ["uvicorn", "serve", "floor"]
+NARROWEST_CONSOLE = 120
+IDLE_SECONDS = 3.0
+#: A setting is suspect when foreign work took more than this share of the machine...
+QUIET = 10.0
+#: ... and a server's idle interval when the machine was busier than this (PostgreSQL's
+#: autovacuum of the freshly seeded database alone can take a few percent).
+QUIET_IDLE = 20.0
 OnPair = Callable[[], None]
 
 
@@ -78,21 +84,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-requests", type=int, default=300, help="in-process pairs to profile (0: none)"
     )
+    parser.add_argument(
+        "--health-requests", type=int, default=300, help="GET /healthz per HTTP mode (0: none)"
+    )
     parser.add_argument("--devices", type=int, default=400, help="devices of the service pool")
+    parser.add_argument(
+        "--tenants", type=int, default=1, help="spread the clients over this many tenants"
+    )
     parser.add_argument("--floor-devices", type=int, default=64)
     parser.add_argument("--db-pool-size", type=int, default=Settings().db_pool_size)
     parser.add_argument("--http-port", type=int, default=8800, help="Serve HTTP port (+0..18)")
     parser.add_argument("--uvicorn-port", type=int, default=8830)
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument("--markdown", type=Path, help="write the tables here, as Markdown")
     args = parser.parse_args(argv)
-    if not 0 < args.devices <= MAX_POOL_DEVICES or args.devices < 2 * max(args.concurrency):
-        parser.error(f"--devices must lie in {2 * max(args.concurrency)}..{MAX_POOL_DEVICES}")
-    if args.floor_devices < 2 * max(args.concurrency):
+    busiest = max(args.concurrency)
+    if not 2 * busiest <= args.devices <= MAX_POOL_DEVICES:
+        parser.error(f"--devices must lie in {2 * busiest}..{MAX_POOL_DEVICES}")
+    if args.floor_devices < 2 * busiest:
         parser.error("--floor-devices must be at least twice the highest concurrency")
+    if not 1 <= args.tenants <= busiest:
+        parser.error("--tenants must lie between 1 and the highest concurrency")
     return args
 
 
 # --------------------------------------------------------------------------- display
+
+
+def _console() -> Console:
+    """The terminal's width, but never narrower than the tables when piped."""
+    if sys.stdout.isatty():
+        return Console()
+    width = shutil.get_terminal_size((NARROWEST_CONSOLE, 24)).columns
+    return Console(width=max(width, NARROWEST_CONSOLE))
 
 
 def _progress(console: Console) -> Progress:
@@ -109,7 +133,7 @@ def _progress(console: Console) -> Progress:
 
 @contextlib.contextmanager
 def _step(progress: Progress, label: str) -> Iterator[None]:
-    """A line with a spinner while ``label`` runs, ticked when it is done."""
+    """A line with a spinner while ``label`` runs, ticked when done, crossed on error."""
     task = progress.add_task(label, total=1)
     try:
         yield
@@ -128,150 +152,23 @@ def _advancer(progress: Progress, label: str, total: int) -> OnPair:
 # --------------------------------------------------------------------------- measurements
 
 
-async def _http_setting(
-    mode: str, url: str, tokens: Sequence[str], args: argparse.Namespace, on_pair: OnPair
-) -> SettingResult:
-    async with http_workers(url, tokens) as workers:
-        return await measure(mode, workers, args.requests, args.warmup, on_pair)
+@dataclass(frozen=True)
+class Stage:
+    """A fresh database with its fleet, for one mode."""
+
+    settings: Settings
+    database_url: str
+    fleet: Fleet
 
 
-def _measure_http(
-    runner: asyncio.Runner,
-    progress: Progress,
-    mode: str,
-    url: str,
-    fleet: Fleet,
-    args: argparse.Namespace,
-) -> list[SettingResult]:
-    results = []
-    for clients in args.concurrency:
-        on_pair = _advancer(progress, f"{mode} × {clients}", args.requests)
-        tokens = fleet.user_tokens[:clients]
-        results.append(runner.run(_http_setting(mode, url, tokens, args, on_pair)))
-    return results
-
-
-async def _floor_setting(
-    mode: str,
-    database_url: str,
-    fleet: Fleet,
-    clients: int,
-    args: argparse.Namespace,
-    on_pair: OnPair,
-) -> SettingResult:
-    charge = mode == report.FLOOR_TENANT
-    async with floor_workers(database_url, fleet.floor, clients, charge_tenant=charge) as workers:
-        return await measure(mode, workers, args.requests, args.warmup, on_pair)
-
-
-def _measure_floor(
-    runner: asyncio.Runner,
-    progress: Progress,
-    database_url: str,
-    fleet: Fleet,
-    args: argparse.Namespace,
-) -> list[SettingResult]:
-    results = []
-    for mode in (report.FLOOR, report.FLOOR_TENANT):
-        for clients in args.concurrency:
-            on_pair = _advancer(progress, f"{mode} × {clients}", args.requests)
-            setting = _floor_setting(mode, database_url, fleet, clients, args, on_pair)
-            results.append(runner.run(setting))
-    return results
-
-
-def _measure_mode(
-    mode: str,
-    runner: asyncio.Runner,
-    progress: Progress,
-    settings: Settings,
-    database_url: str,
-    fleet: Fleet,
-    work_dir: Path,
-    args: argparse.Namespace,
-) -> list[SettingResult]:
-    if mode == "floor":
-        return _measure_floor(runner, progress, database_url, fleet, args)
-    with contextlib.ExitStack() as server:
-        if mode == "uvicorn":
-            with _step(progress, f"uvicorn on port {args.uvicorn_port}"):
-                log_file = work_dir / "uvicorn.log"
-                url = server.enter_context(uvicorn_app(settings, args.uvicorn_port, log_file))
-        else:
-            with _step(progress, f"Ray head and Serve app on port {args.http_port}"):
-                head_dir = work_dir / "serve"
-                url = server.enter_context(serve_app(settings, head_dir, args.http_port))
-        try:
-            return _measure_http(runner, progress, mode, url, fleet, args)
-        finally:
-            with _step(progress, f"stop {mode}"):
-                server.close()
-
-
-# --------------------------------------------------------------------------- the run
-
-
-def _settings(urls: ServerUrls, database_url: str, args: argparse.Namespace) -> Settings:
+def _settings(redis_url: str, database_url: str, args: argparse.Namespace) -> Settings:
     return Settings(
         database_url=database_url,
-        redis_url=urls.redis,
+        redis_url=redis_url,
         events_stream=f"phonefleet:bench:{uuid.uuid4().hex[:12]}:events",
         device_reset_seconds=0.0,
         db_pool_size=args.db_pool_size,
     )
-
-
-def _git_commit() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return done.stdout.strip()
-    return "?"
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
-def _meta(args: argparse.Namespace, urls: ServerUrls, settings: Settings) -> dict[str, Any]:
-    import ray
-
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench.allocate " + " ".join(_argv_of(args)),
-        "commit": _git_commit(),
-        "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "postgres": server_version(urls.postgres),
-        "embedded_servers": list(urls.embedded),
-        "db_pool_size": settings.db_pool_size,
-        "token_cache_seconds": settings.token_cache_seconds,
-        "device_reset_seconds": settings.device_reset_seconds,
-        "requests": args.requests,
-        "warmup": args.warmup,
-        "concurrency": args.concurrency,
-        "devices": args.devices,
-    }
-
-
-def _argv_of(args: argparse.Namespace) -> list[str]:
-    parts = [f"--requests {args.requests}", f"--warmup {args.warmup}"]
-    parts.append("--concurrency " + " ".join(map(str, args.concurrency)))
-    if args.modes != list(MODES):
-        parts.append("--modes " + " ".join(args.modes))
-    return parts
 
 
 def _forget_stream(url: str, stream: str) -> None:
@@ -282,67 +179,179 @@ def _forget_stream(url: str, stream: str) -> None:
         client.close()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops what it started."""
-    raise KeyboardInterrupt
+@dataclass
+class Bench:
+    """One run: the servers, the event loop and the display every mode is measured with."""
+
+    args: argparse.Namespace
+    urls: ServerUrls
+    runner: asyncio.Runner
+    progress: Progress
+    work_dir: Path
+    result: RunResult
+
+    def measure_mode(self, mode: str) -> None:
+        with self._stage(mode) as stage:
+            if mode == "floor":
+                self._measure_floor(stage)
+                return
+            with contextlib.ExitStack() as server:
+                with _step(self.progress, self._server_label(mode)):
+                    url = server.enter_context(self._server(mode, stage.settings))
+                try:
+                    self._measure_http(mode, url, stage.fleet)
+                finally:
+                    with _step(self.progress, f"stop {mode}"):
+                        server.close()
+
+    def profile(self) -> None:
+        with self._stage("profile") as stage:
+            count = self.args.profile_requests
+            on_pair = _advancer(self.progress, "in-process profile", count)
+            token = stage.fleet.user_tokens[0]
+            work = profile_service(stage.settings, token, count, self.args.warmup, on_pair)
+            self.result.profile = self.runner.run(work)
+
+    @contextlib.contextmanager
+    def _stage(self, mode: str) -> Iterator[Stage]:
+        """A database of its own for ``mode``, dropped afterwards: the app's background work
+        (queue drains) grows with the lease history, which no mode should inherit."""
+        args, users = self.args, max(self.args.concurrency)
+        label = f"{mode}: fresh database, {args.devices} devices, {users} tokens"
+        with contextlib.ExitStack() as stack:
+            with _step(self.progress, label):
+                database_url = stack.enter_context(fresh_database(self.urls.postgres))
+                settings = _settings(self.urls.redis, database_url, args)
+                stack.callback(_forget_stream, self.urls.redis, settings.events_stream)
+                seeding = seed_fleet(
+                    settings, args.devices, users, args.floor_devices, args.tenants
+                )
+                fleet = self.runner.run(seeding)
+            yield Stage(settings, database_url, fleet)
+
+    def _server_label(self, mode: str) -> str:
+        if mode == "uvicorn":
+            return f"uvicorn on port {self.args.uvicorn_port}"
+        return f"Ray head and Serve app on port {self.args.http_port}"
+
+    def _server(self, mode: str, settings: Settings) -> contextlib.AbstractContextManager[str]:
+        if mode == "uvicorn":
+            log_file = self.work_dir / "uvicorn.log"
+            return uvicorn_app(settings, self.args.uvicorn_port, log_file)
+        return serve_app(settings, self.work_dir / "serve", self.args.http_port)
+
+    def _measure_http(self, mode: str, url: str, fleet: Fleet) -> None:
+        with _step(self.progress, f"{mode}: CPU use while idle, {IDLE_SECONDS:.0f} s"):
+            self.result.idle_cpu[mode] = self.runner.run(idle_cpu(IDLE_SECONDS))
+        if self.args.health_requests > 0:
+            with _step(self.progress, f"{mode}: GET /healthz × {self.args.health_requests}"):
+                probe = probe_health(url, self.args.health_requests, self.args.warmup)
+                self.result.health[mode] = self.runner.run(probe)
+        for clients in self.args.concurrency:
+            on_pair = _advancer(self.progress, f"{mode} × {clients}", self.args.requests)
+            tokens = fleet.user_tokens[:clients]
+            setting = self.runner.run(self._http_setting(mode, url, tokens, on_pair))
+            self.result.settings.append(setting)
+
+    async def _http_setting(
+        self, mode: str, url: str, tokens: Sequence[str], on_pair: OnPair
+    ) -> SettingResult:
+        async with http_workers(url, tokens) as workers:
+            return await measure(mode, workers, self.args.requests, self.args.warmup, on_pair)
+
+    def _measure_floor(self, stage: Stage) -> None:
+        for mode in (report.FLOOR, report.FLOOR_TENANT):
+            for clients in self.args.concurrency:
+                on_pair = _advancer(self.progress, f"{mode} × {clients}", self.args.requests)
+                setting = self._floor_setting(stage, mode, clients, on_pair)
+                self.result.settings.append(self.runner.run(setting))
+
+    async def _floor_setting(
+        self, stage: Stage, mode: str, clients: int, on_pair: OnPair
+    ) -> SettingResult:
+        charge = mode == report.FLOOR_TENANT
+        pool = stage.fleet.floor
+        async with floor_workers(
+            stage.database_url, pool, clients, charge_tenant=charge
+        ) as workers:
+            return await measure(mode, workers, self.args.requests, self.args.warmup, on_pair)
 
 
-def run(
-    args: argparse.Namespace, console: Console
-) -> tuple[dict[str, Any], list[SettingResult], ProfileResult | None]:
-    """Set up, measure every mode in order, profile; tear everything down."""
-    results: list[SettingResult] = []
-    profile: ProfileResult | None = None
+# --------------------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace, console: Console) -> RunResult:
+    """Measure every mode in order, then profile; stop and drop everything on the way out."""
+    result = RunResult()
     ports = ClusterPorts.from_http_port(args.http_port)
     with _progress(console) as progress, contextlib.ExitStack() as stack:
         work_dir = Path(tempfile.mkdtemp(prefix="pf-bench-"))
         stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
         runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
-        with _step(progress, "servers, fresh database, migrations"):
+        with _step(progress, "PostgreSQL and Redis"):
             urls = stack.enter_context(servers(work_dir, ports))
-            database_url = stack.enter_context(fresh_database(urls.postgres))
-        settings = _settings(urls, database_url, args)
-        stack.callback(_forget_stream, urls.redis, settings.events_stream)
-        with _step(progress, f"fleet: {args.devices} devices, {max(args.concurrency)} tokens"):
-            users = max(args.concurrency)
-            seeding = seed_fleet(settings, args.devices, users, args.floor_devices)
-            fleet = runner.run(seeding)
-        meta = _meta(args, urls, settings)
+        result.meta = run_meta(args, urls, MODES)
+        bench = Bench(args, urls, runner, progress, work_dir, result)
         for mode in args.modes:
-            results += _measure_mode(
-                mode, runner, progress, settings, database_url, fleet, work_dir, args
-            )
+            bench.measure_mode(mode)
         if args.profile_requests > 0:
-            on_pair = _advancer(progress, "in-process profile", args.profile_requests)
-            token = fleet.user_tokens[0]
-            work = profile_service(settings, token, args.profile_requests, args.warmup, on_pair)
-            profile = runner.run(work)
-        with _step(progress, "drop the database, stop the servers"):
+            bench.profile()
+        with _step(progress, "clean up"):
             stack.close()
-    return meta, results, profile
+    return result
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops what it started."""
+    raise KeyboardInterrupt
+
+
+def _disturbed(result: RunResult) -> list[str]:
+    """The intervals in which other work on the machine took a noticeable share of it."""
+    idle = result.idle_cpu.items()
+    noisy = [f"{m} (idle)" for m, use in idle if use.machine_busy_pct > QUIET_IDLE]
+    return noisy + [
+        f"{r.mode} × {r.concurrency}" for r in result.settings if r.cpu.foreign_pct > QUIET
+    ]
+
+
+def _print(console: Console, args: argparse.Namespace, result: RunResult) -> list[report.Ratio]:
+    low, high = min(args.concurrency), max(args.concurrency)
+    ratios = report.goal_ratios(result, low, high)
+    console.print(report.results_table(result.settings))
+    console.print(report.cpu_table(result.settings))
+    console.print(report.ratios_table(ratios))
+    if result.profile is not None:
+        console.print(report.profile_table(result.profile))
+    noisy = _disturbed(result)
+    if noisy:
+        console.print(
+            f"[yellow]other work took much of the machine during: {', '.join(noisy)};"
+            " those figures are suspect: run again on a quiet machine[/yellow]"
+        )
+    meta = result.meta
+    console.print(
+        f"[dim]{meta['date']}, {meta['cpus']} × {meta['cpu_model']}, commit {meta['commit']}"
+    )
+    return ratios
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = _console()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        meta, results, profile = run(args, console)
+        result = run(args, console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; everything started was stopped[/yellow]")
         return 130
-    low, high = min(args.concurrency), max(args.concurrency)
-    ratios = report.goal_ratios(results, low, high, profile)
-    console.print(report.results_table(results))
-    console.print(report.ratios_table(ratios))
-    if profile is not None:
-        console.print(report.profile_table(profile))
-    console.print(
-        f"[dim]{meta['date']}, {meta['cpus']} × {meta['cpu_model']}, commit {meta['commit']}"
-    )
+    ratios = _print(console, args, result)
     if args.json is not None:
-        report.write_json(args.json, meta, results, ratios, profile)
+        report.write_json(args.json, result, ratios)
         console.print(f"raw figures: {args.json}")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown.render(result, ratios))
+        console.print(f"Markdown tables: {args.markdown}")
     return 0
 
 

@@ -40,5 +40,7 @@ def translate_db_errors() -> Iterator[None]:
         if error is None:
             raise
         raise error(CONSTRAINT_DETAILS.get(name, f"{error.__doc__} ({name})")) from exc
+    except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+        raise errors.ConcurrentUpdate() from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise errors.InfrastructureError("the database is unavailable") from exc

@@ -14,7 +14,10 @@ from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.ports import StoredKey
 
-LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR UPDATE"
+#: ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it does not conflict with the key-share locks
+#: that foreign-key checks take (a release inserting its usage record), so an allocate that
+#: holds the tenant never waits on a release, and the two cannot deadlock.
+LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR NO KEY UPDATE"
 KEY_WHERE = "tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s AND key = %(key)s"
 #: Inserts a claim tries when the row it collided with keeps vanishing before it is read.
 CLAIM_ATTEMPTS = 3

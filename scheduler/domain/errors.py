@@ -120,6 +120,12 @@ class ReservationNotPending(Conflict):
     code = "reservation_not_pending"
 
 
+class ConcurrentUpdate(Conflict):
+    """A concurrent request changed the same rows; retry the request."""
+
+    code = "concurrent_update"
+
+
 class AlreadyExists(Conflict):
     """A resource with that name already exists."""
 

@@ -227,7 +227,7 @@ class Housekeeper:
             logger.exception("expiry warnings failed")
         if self._next_sweep is None or self._next_sweep <= now:
             # The safety sweep: drains are event-driven; this only catches a lost wake.
-            self._queue.wake()
+            self._queue.wake(new_entries=True)
             self._next_sweep = now + timedelta(seconds=self._config.queue_sweep_seconds)
         try:
             self.relayed_total += await relay_outbox(

@@ -37,7 +37,11 @@ class QueueDrainer:
         self.granted_total = 0
         self.drains = 0
 
-    def wake(self) -> None:
+    def wake(self, new_entries: bool = False) -> None:
+        """Drain soon. Freed capacity alone does nothing while the last drain left the queue
+        empty; new entries (or the safety sweep) always drain."""
+        if not new_entries and self.order is not None and not self.order.entries:
+            return
         if self._task is not None and not self._task.done():
             self._again = True
             return

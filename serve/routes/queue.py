@@ -43,7 +43,7 @@ async def views(services: Services, entries: list[QueueEntry]) -> list[QueueEntr
 
 async def join(services: Services, entry: QueueEntry) -> QueueEntryOut:
     """The view of a new entry, after waking the queue (it may be granted at once)."""
-    services.queue.wake()
+    services.queue.wake(new_entries=True)
     return (await views(services, [entry]))[0]
 
 

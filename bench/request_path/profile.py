@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from bench.pairs import Summary
+from bench.request_path.pairs import Summary
 from scheduler.adapters import sql_fleet
 from scheduler.adapters.sql_fleet import SqlDeviceRepository
 from scheduler.adapters.sql_jobs import SqlOutboxRepository
@@ -29,7 +29,6 @@ from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings
 from scheduler.services import allocations
-from scheduler.services.node_agent import InProcessDeviceLifecycle
 from serve.schemas import AllocateIn
 
 T = TypeVar("T")
@@ -38,29 +37,40 @@ TOTAL = "total"
 
 @dataclass(frozen=True)
 class Step:
-    """A function to time. A ``nested`` step runs inside another one and is not summed."""
+    """A function to time, under the first of ``names`` its owner has (the code moves; a
+    step none of whose names exists is left out). A ``nested`` step runs inside another one
+    and is not summed."""
 
     label: str
     owner: Any  # a class or a module
-    attribute: str
+    names: tuple[str, ...]
     nested: bool = False
+
+    @property
+    def attribute(self) -> str | None:
+        return next((name for name in self.names if hasattr(self.owner, name)), None)
 
 
 STEPS = (
-    Step("uow.__aenter__ (pool + pipeline)", SqlUnitOfWork, "__aenter__"),
-    Step("  pool acquire", Database, "acquire", nested=True),
-    Step("devices.placement_snapshot", SqlDeviceRepository, "placement_snapshot"),
-    Step("  rows → candidates (Python)", sql_fleet, "_candidates", nested=True),
-    Step("rank_best_fit (numpy)", allocations, "rank_best_fit"),
-    Step("allocations.grant", SqlAllocationRepository, "grant"),
-    Step("allocations.get (lock)", SqlAllocationRepository, "get"),
-    Step("allocations.end", SqlAllocationRepository, "end"),
-    Step("usage.add", SqlUsageRepository, "add"),
-    Step("tenants.refund", SqlTenantRepository, "refund"),
-    Step("devices.transition", SqlDeviceRepository, "transition"),
-    Step("outbox.add", SqlOutboxRepository, "add"),
-    Step("uow.commit", SqlUnitOfWork, "commit"),
-    Step("uow.__aexit__ (pipeline close + release)", SqlUnitOfWork, "__aexit__"),
+    Step("uow.__aenter__ (pool + pipeline)", SqlUnitOfWork, ("__aenter__",)),
+    Step("  pool acquire", Database, ("acquire",), nested=True),
+    Step("devices.placement_snapshot", SqlDeviceRepository, ("placement_snapshot",)),
+    Step(
+        "  rows → candidates (Python)",
+        sql_fleet,
+        ("class_candidates", "_candidates"),
+        nested=True,
+    ),
+    Step("rank_best_fit (numpy)", allocations, ("rank_best_fit",)),
+    Step("allocations.grant", SqlAllocationRepository, ("grant",)),
+    Step("allocations.get (lock)", SqlAllocationRepository, ("get",)),
+    Step("allocations.end", SqlAllocationRepository, ("end",)),
+    Step("usage.add", SqlUsageRepository, ("add",)),
+    Step("tenants.refund", SqlTenantRepository, ("refund",)),
+    Step("devices.transition", SqlDeviceRepository, ("transition",)),
+    Step("outbox.add", SqlOutboxRepository, ("add",)),
+    Step("uow.commit", SqlUnitOfWork, ("commit",)),
+    Step("uow.__aexit__ (pipeline close + release)", SqlUnitOfWork, ("__aexit__",)),
 )
 
 _recording: ContextVar[dict[str, float] | None] = ContextVar("bench_step_times", default=None)
@@ -99,21 +109,22 @@ def _timed(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
 @contextlib.contextmanager
 def step_timers(steps: Sequence[Step]) -> Iterator[None]:
     """Wrap every step's function for the duration of the block, then put it back."""
-    undo: list[tuple[Step, Any]] = []
+    undo: list[tuple[Any, str, Any]] = []
     try:
         for step in steps:
-            own = vars(step.owner).get(step.attribute)
-            setattr(
-                step.owner, step.attribute, _timed(step.label, getattr(step.owner, step.attribute))
-            )
-            undo.append((step, own))
+            name = step.attribute
+            if name is None:
+                continue
+            own = vars(step.owner).get(name)
+            setattr(step.owner, name, _timed(step.label, getattr(step.owner, name)))
+            undo.append((step.owner, name, own))
         yield
     finally:
-        for step, own in reversed(undo):
+        for owner, name, own in reversed(undo):
             if own is None:
-                delattr(step.owner, step.attribute)
+                delattr(owner, name)
             else:
-                setattr(step.owner, step.attribute, own)
+                setattr(owner, name, own)
 
 
 async def _recorded(call: Awaitable[T]) -> tuple[T, dict[str, float]]:
@@ -181,9 +192,17 @@ def _summarize(
     )
 
 
+async def _settle(services: Services) -> None:
+    """Wait for the background work a release starts (device reset, queue drain), so it
+    never overlaps the next timed call."""
+    for name, owner in (("drain", services.lifecycle), ("idle", getattr(services, "queue", None))):
+        wait = getattr(owner, name, None)
+        if wait is not None:
+            await wait()
+
+
 async def _pair(services: Services, principal: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """One allocate and one release as the routes run them; the reset is awaited outside
-    the timings so it never overlaps the next allocate."""
+    """One allocate and one release as the routes run them, then their background work."""
     command = AllocateIn(durationMinutes=30).to_command()
     grant, allocate_times = await _recorded(
         allocations.allocate_device(services.uow(), principal, command, now=services.clock())
@@ -198,8 +217,7 @@ async def _pair(services: Services, principal: Any) -> tuple[dict[str, float], d
         )
     )
     services.lifecycle.request_reset(released.node_id, [released.device_id])
-    if isinstance(services.lifecycle, InProcessDeviceLifecycle):
-        await services.lifecycle.drain()
+    await _settle(services)
     return allocate_times, release_times
 
 

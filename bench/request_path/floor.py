@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from bench.fleet import Pool
-from bench.pairs import PairFailed
+from bench.request_path.fleet import Pool
+from bench.request_path.pairs import PairFailed
 
 LEASE = timedelta(minutes=30)
 

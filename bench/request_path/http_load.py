@@ -1,5 +1,6 @@
 """Allocate+release pairs over HTTP: one keep-alive ``httpx.AsyncClient`` per client, each
-with its own user token, as a real fleet of callers would be."""
+with its own user token, as a real fleet of callers would be; and the bare HTTP round trip
+(``GET /healthz``) of the same server, for reference."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
-from bench.pairs import PairFailed
+from bench.request_path.pairs import PairFailed, Summary
 
+HEALTH_PATH = "/healthz"
 ALLOCATE_PATH = "/scheduler/devices/allocate"
 RELEASE_PATH = "/scheduler/devices/release"
 ALLOCATE_BODY = {"durationMinutes": 30}
@@ -51,3 +53,18 @@ async def http_workers(base_url: str, tokens: Sequence[str]) -> AsyncIterator[li
             )
             workers.append(HttpWorker(await stack.enter_async_context(client)))
         yield workers
+
+
+async def probe_health(base_url: str, count: int, warmup: int) -> Summary:
+    """Sequential ``GET /healthz`` (no auth, no database): the HTTP round trip alone."""
+    times = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT_S) as client:
+        for index in range(warmup + count):
+            started = time.perf_counter()
+            response = await client.get(HEALTH_PATH)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {HEALTH_PATH}: HTTP {response.status_code}")
+            if index >= warmup:
+                times.append(elapsed)
+    return Summary.of(times)

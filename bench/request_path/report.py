@@ -1,19 +1,20 @@
-"""What a run prints and writes: the results table, the ratios against the goals, the
-per-step profile, and the raw figures as JSON."""
+"""What a run prints and writes: the results table, where the CPU went, the ratios against
+the goals, the per-step profile, and the raw figures as JSON."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from bench.pairs import SettingResult
-from bench.profile import ProfileResult
+from bench.request_path.cpu import CpuUse
+from bench.request_path.pairs import SettingResult, Summary
+from bench.request_path.profile import ProfileResult
 
 SERVE = "serve"
 UVICORN = "uvicorn"
@@ -22,6 +23,17 @@ FLOOR_TENANT = "pg-floor+tenant-row"
 
 GOAL_THROUGHPUT_SHARE = 0.8
 GOAL_ALLOCATE_P50_MS = 3.0
+
+
+@dataclass
+class RunResult:
+    """Everything one run measured."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    settings: list[SettingResult] = field(default_factory=list)
+    health: dict[str, Summary] = field(default_factory=dict)  # GET /healthz per HTTP mode
+    idle_cpu: dict[str, CpuUse] = field(default_factory=dict)  # server up, no requests
+    profile: ProfileResult | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,9 @@ class Ratio:
     def shown(self) -> str:
         if math.isnan(self.value):
             return "n/a"
-        return f"{self.value:.2f}{self.unit}" if self.unit != "×" else f"{self.value:.2f}×"
+        if self.unit == "%":
+            return f"{self.value:.0f}%"
+        return f"{self.value:.2f}{self.unit}"
 
 
 def _find(results: Sequence[SettingResult], mode: str, concurrency: int) -> SettingResult | None:
@@ -47,25 +61,48 @@ def _find(results: Sequence[SettingResult], mode: str, concurrency: int) -> Sett
 
 
 def results_table(results: Sequence[SettingResult]) -> Table:
-    table = Table(title="allocate + release pairs")
-    for column in ("mode", "clients", "alloc p50", "alloc p99", "pair p50", "pair p99"):
-        table.add_column(column, justify="left" if column == "mode" else "right")
-    for column in ("pairs/s", "errors", "CPU busy", "of it bench"):
+    table = Table(title="allocate + release pairs (latencies in ms)")
+    table.add_column("mode", no_wrap=True)
+    for column in ("clients", "alloc p50", "alloc p99", "pair p50", "pair p99", "pairs/s"):
+        table.add_column(column, justify="right")
+    for column in ("errors", "CPU busy", "steal", "CPU ms/pair", "bench ms/call"):
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
             r.mode,
             str(r.concurrency),
-            f"{r.allocate.p50_ms:.2f} ms",
-            f"{r.allocate.p99_ms:.2f} ms",
-            f"{r.pair.p50_ms:.2f} ms",
-            f"{r.pair.p99_ms:.2f} ms",
+            f"{r.allocate.p50_ms:.2f}",
+            f"{r.allocate.p99_ms:.2f}",
+            f"{r.pair.p50_ms:.2f}",
+            f"{r.pair.p99_ms:.2f}",
             f"{r.pairs_per_s:,.0f}",
             str(r.errors),
-            f"{r.machine_busy_pct:.0f}%",
-            f"{r.bench_cpu_pct:.0f}%",
+            f"{r.cpu.machine_busy_pct:.0f}%",
+            f"{r.cpu.steal_pct:.0f}%",
+            f"{r.cpu_ms_per_pair:.1f}",
+            f"{r.bench_cpu_ms_per_call:.2f}",
         )
     return table
+
+
+def cpu_table(results: Sequence[SettingResult]) -> Table:
+    """CPU milliseconds per pair by process group, for every setting."""
+    table = Table(title="where the CPU goes: CPU ms per pair, by process (all cores)")
+    table.add_column("processes", no_wrap=True)
+    for r in results:
+        table.add_column(f"{r.mode} × {r.concurrency}", justify="right")
+    groups: list[str] = []
+    for r in results:
+        groups += [g for g in r.cpu.by_group if g not in groups]
+    for group in groups:
+        cells = [_per_pair(r.cpu.by_group.get(group, 0.0), r.pairs) for r in results]
+        table.add_row(group, *cells)
+    table.add_row("[bold]machine total[/bold]", *[f"{r.cpu_ms_per_pair:.2f}" for r in results])
+    return table
+
+
+def _per_pair(seconds: float, pairs: int) -> str:
+    return f"{1000.0 * seconds / pairs:.2f}" if pairs and seconds >= 0.0005 * pairs else "·"
 
 
 def _share(numerator: SettingResult | None, denominator: SettingResult | None) -> float:
@@ -83,10 +120,15 @@ def _p50_gap(upper: SettingResult | float | None, lower: SettingResult | float |
     return p50(upper) - p50(lower)
 
 
-def goal_ratios(
-    results: Sequence[SettingResult], low: int, high: int, profile: ProfileResult | None
-) -> list[Ratio]:
+def _p50_share(upper: SettingResult | None, lower: SettingResult | None) -> float:
+    if upper is None or lower is None:
+        return float("nan")
+    return upper.allocate.p50_ms / lower.allocate.p50_ms
+
+
+def goal_ratios(run: RunResult, low: int, high: int) -> list[Ratio]:
     """The figures the goals are about, then where the allocate latency goes."""
+    results, profile = run.settings, run.profile
     serve_low, serve_high = _find(results, SERVE, low), _find(results, SERVE, high)
     uv_low, uv_high = _find(results, UVICORN, low), _find(results, UVICORN, high)
     floor_low, floor_high = _find(results, FLOOR, low), _find(results, FLOOR, high)
@@ -123,6 +165,9 @@ def goal_ratios(
         Ratio(
             f"Serve allocate p50 − PG floor, {low} client(s)", _p50_gap(serve_low, floor_low), " ms"
         ),
+        Ratio(
+            f"Serve allocate p50 ÷ PG floor, {low} client(s)", _p50_share(serve_low, floor_low), "×"
+        ),
         Ratio(f"uvicorn ÷ PG floor throughput, {high} clients", _share(uv_high, floor_high), "×"),
         Ratio(f"Serve ÷ PG floor throughput, {high} clients", _share(serve_high, floor_high), "×"),
         Ratio(
@@ -135,6 +180,14 @@ def goal_ratios(
             _p50_gap(serve_low, uv_low),
             " ms",
         ),
+        *[
+            Ratio(f"GET /healthz p50 via {mode} (bare HTTP round trip)", probe.p50_ms, " ms")
+            for mode, probe in run.health.items()
+        ],
+        *[
+            Ratio(f"machine busy with {mode} up but no requests", use.machine_busy_pct, "%")
+            for mode, use in run.idle_cpu.items()
+        ],
     ]
 
 
@@ -187,17 +240,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_json(
-    path: Path,
-    meta: dict[str, Any],
-    results: Sequence[SettingResult],
-    ratios: Sequence[Ratio],
-    profile: ProfileResult | None,
-) -> None:
+def write_json(path: Path, run: RunResult, ratios: Sequence[Ratio]) -> None:
     data = {
-        "meta": meta,
-        "settings": [r.to_json() for r in results],
+        "meta": run.meta,
+        "settings": [r.to_json() for r in run.settings],
         "ratios": [asdict(r) for r in ratios],
-        "profile": profile.to_json() if profile else None,
+        "health": {mode: asdict(probe) for mode, probe in run.health.items()},
+        "idle_cpu": {mode: asdict(use) for mode, use in run.idle_cpu.items()},
+        "profile": run.profile.to_json() if run.profile else None,
     }
     path.write_text(json.dumps(_finite(data), indent=2, default=str) + "\n")

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import psutil
+
+from bench.request_path.cpu import CpuMeter, CpuUse
 
 #: A setting is abandoned once this share of its pairs failed (at least MIN_FAILURES).
 MAX_FAILURE_SHARE = 0.05
@@ -95,42 +96,31 @@ class SettingResult:
     wall_s: float
     allocate: Summary
     pair: Summary
-    machine_busy_pct: float  # both cores: 100 = the whole machine busy
-    bench_cpu_pct: float  # this process (load generator), same scale
+    cpu: CpuUse
     error_samples: tuple[str, ...] = ()
 
     @property
     def pairs_per_s(self) -> float:
         return self.pairs / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def cpu_ms_per_pair(self) -> float:
+        """CPU the whole machine spent per pair: every process, the load generator too."""
+        return 1000.0 * self.cpu.machine_busy_s / self.pairs if self.pairs else float("nan")
+
+    @property
+    def bench_cpu_ms_per_call(self) -> float:
+        """CPU the load generator spent per call (two calls a pair)."""
+        return 1000.0 * self.cpu.own_s / (2 * self.pairs) if self.pairs else float("nan")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["pairs_per_s"] = self.pairs_per_s
+        data["bench_cpu_ms_per_call"] = self.bench_cpu_ms_per_call
+        data["cpu_ms_per_pair"] = self.cpu_ms_per_pair
+        data["cpu"]["foreign_pct"] = self.cpu.foreign_pct
         data["error_samples"] = list(self.error_samples)
         return data
-
-
-class CpuMeter:
-    """Machine-wide and own-process CPU use between :meth:`start` and :meth:`stop`."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self._cores = psutil.cpu_count() or 1
-
-    def start(self) -> None:
-        self._machine = psutil.cpu_times()
-        self._own = self._process.cpu_times()
-        self._wall = time.perf_counter()
-
-    def stop(self) -> tuple[float, float]:
-        """(machine busy %, own process %), both as a share of all cores."""
-        machine, own = psutil.cpu_times(), self._process.cpu_times()
-        wall = max(time.perf_counter() - self._wall, 1e-9)
-        idle = (machine.idle + machine.iowait) - (self._machine.idle + self._machine.iowait)
-        total = sum(machine) - sum(self._machine)
-        busy = 100.0 * (1.0 - idle / total) if total > 0 else 0.0
-        used = (own.user + own.system) - (self._own.user + self._own.system)
-        return busy, 100.0 * used / (wall * self._cores)
 
 
 async def drive(
@@ -168,7 +158,7 @@ async def measure(
     started = time.perf_counter()
     await drive(workers, requests, tally, on_pair)
     wall = time.perf_counter() - started
-    busy, own = meter.stop()
+    cpu = meter.stop()
     return SettingResult(
         mode=mode,
         concurrency=len(workers),
@@ -177,7 +167,14 @@ async def measure(
         wall_s=wall,
         allocate=Summary.of(tally.allocate_s),
         pair=Summary.of(tally.pair_s),
-        machine_busy_pct=busy,
-        bench_cpu_pct=own,
+        cpu=cpu,
         error_samples=tuple(tally.messages),
     )
+
+
+async def idle_cpu(seconds: float) -> CpuUse:
+    """CPU use over ``seconds`` while this process asks nothing of anyone."""
+    meter = CpuMeter()
+    meter.start()
+    await asyncio.sleep(seconds)
+    return meter.stop()

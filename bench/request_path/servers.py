@@ -10,6 +10,7 @@ stops exactly what it started, also on error or Ctrl-C: the Ray head through
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from scheduler.config import Settings
 from serve import launcher
 from serve.launcher import DEFAULT_IMPORT_PATH, LOOPBACK, ClusterPorts
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STANDALONE_FACTORY = "serve.standalone:create_standalone_app"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -38,8 +39,12 @@ def app_args(settings: Settings) -> dict[str, Any]:
 
 
 def phonefleet_env(settings: Settings) -> dict[str, str]:
-    """The same Settings as ``PHONEFLEET_*`` environment variables."""
-    return {f"PHONEFLEET_{key.upper()}": str(value) for key, value in app_args(settings).items()}
+    """The same Settings as ``PHONEFLEET_*`` environment variables (lists and maps as JSON,
+    which is how pydantic-settings reads them)."""
+    return {
+        f"PHONEFLEET_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in app_args(settings).items()
+    }
 
 
 # --------------------------------------------------------------------------- Ray Serve

@@ -2,8 +2,8 @@
 
 Two separate pools, so the PostgreSQL floor never disturbs the service's devices:
 
-* the service pool: a node with ``devices`` devices, a tenant with a quota far above what a
-  run uses, and one user token per concurrent client;
+* the service pool: a node with ``devices`` devices, a tenant (or several) with a quota far
+  above what a run uses, and one user token per concurrent client;
 * the floor pool: a node with a taint (requests without a toleration never see its devices)
   and its own tenant, which the raw-SQL floor claims from by node id.
 """
@@ -32,7 +32,7 @@ MAX_POOL_DEVICES = 1000
 
 @dataclass(frozen=True)
 class Pool:
-    """A node's devices and the tenant that allocates them."""
+    """A node's devices and the (first) tenant that allocates them."""
 
     node_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -61,7 +61,8 @@ class _Api:
             raise RuntimeError(f"POST {path}: HTTP {response.status_code} {response.text}")
         return response.json()
 
-    async def pool(self, name: str, devices: int, taints: list[dict[str, str]]) -> Pool:
+    async def node(self, name: str, devices: int, taints: list[dict[str, str]]) -> uuid.UUID:
+        """A node holding ``devices`` provisioned devices."""
         node = await self.post(
             "/scheduler/nodes",
             {
@@ -83,16 +84,24 @@ class _Api:
             )
             if any(device["status"] != "available" for device in created):
                 raise RuntimeError(f"devices of {name} were not provisioned")
+        return uuid.UUID(node["id"])
+
+    async def tenant(self, name: str) -> uuid.UUID:
         tenant = await self.post("/scheduler/admin/tenants", {"name": name, "quota": BIG_QUOTA})
-        return Pool(uuid.UUID(node["id"]), uuid.UUID(tenant["id"]), devices)
+        return uuid.UUID(tenant["id"])
 
     async def token(self, tenant_id: uuid.UUID, user_id: str) -> str:
         body = {"tenantId": str(tenant_id), "userId": user_id, "role": "user"}
         return str((await self.post("/scheduler/admin/tokens", body))["token"])
 
 
-async def seed_fleet(settings: Settings, devices: int, users: int, floor_devices: int) -> Fleet:
-    """Register the admin token, then build both pools and the user tokens over the API."""
+async def seed_fleet(
+    settings: Settings, devices: int, users: int, floor_devices: int, tenants: int = 1
+) -> Fleet:
+    """Register the admin token, then build both pools and the user tokens over the API.
+
+    The users are spread round-robin over ``tenants`` tenants of the service pool.
+    """
     services = build_services(settings)
     admin_token = "pf_bench_admin_" + secrets.token_hex(16)
     try:
@@ -104,9 +113,13 @@ async def seed_fleet(settings: Settings, devices: int, users: int, floor_devices
             headers={"Authorization": f"Bearer {admin_token}"},
         ) as client:
             api = _Api(client)
-            service = await api.pool("bench", devices, taints=[])
-            tokens = [await api.token(service.tenant_id, f"bench-user-{i}") for i in range(users)]
-            floor = await api.pool("bench-floor", floor_devices, taints=[FLOOR_TAINT])
+            node = await api.node("bench", devices, taints=[])
+            tenant_ids = [await api.tenant(f"bench-{i}") for i in range(tenants)]
+            tokens = [
+                await api.token(tenant_ids[i % tenants], f"bench-user-{i}") for i in range(users)
+            ]
+            floor_node = await api.node("bench-floor", floor_devices, taints=[FLOOR_TAINT])
+            floor = Pool(floor_node, await api.tenant("bench-floor"), floor_devices)
     finally:
         await services.close()
-    return Fleet(admin_token, tuple(tokens), service, floor)
+    return Fleet(admin_token, tuple(tokens), Pool(node, tenant_ids[0], devices), floor)
