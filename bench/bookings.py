@@ -21,71 +21,12 @@ from datetime import timedelta
 import httpx
 import psycopg
 
-from scheduler.adapters.migrations import upgrade_to_head
+from bench.scratch import REDIS_URL, auth, scratch_database, seed_pool
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
 from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
-
-BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def setup(client: httpx.AsyncClient, admin: str, devices: int) -> tuple[str, dict[str, str]]:
-    label = {"pool": f"bench-{uuid.uuid4().hex[:6]}"}
-    node = (
-        await client.post(
-            "/scheduler/nodes",
-            headers=auth(admin),
-            json={
-                "name": label["pool"],
-                "labels": label,
-                "capacity": {
-                    "cpuCores": 1024,
-                    "memoryMB": 16_000_000,
-                    "storageMB": 10**9,
-                    "maxDevices": devices,
-                },
-            },
-        )
-    ).json()
-    r = await client.post(
-        f"/scheduler/nodes/{node['id']}/devices",
-        headers=auth(admin),
-        json={
-            "count": devices,
-            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    tenant = (
-        await client.post(
-            "/scheduler/admin/tenants",
-            headers=auth(admin),
-            json={
-                "name": label["pool"],
-                "quota": {
-                    "maxDevices": 10**6,
-                    "cpuCores": 10**7,
-                    "memoryMB": 10**12,
-                    "storageMB": 10**12,
-                },
-            },
-        )
-    ).json()
-    token = (
-        await client.post(
-            "/scheduler/admin/tokens",
-            headers=auth(admin),
-            json={"tenantId": tenant["id"], "userId": "bench", "role": "user"},
-        )
-    ).json()["token"]
-    return token, label
 
 
 async def lateness(settings: Settings, reservations: int, spread: float) -> list[float]:
@@ -95,7 +36,8 @@ async def lateness(settings: Settings, reservations: int, spread: float) -> list
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(services)), base_url="http://bench"
     ) as client:
-        token, label = await setup(client, admin, reservations)
+        pool = await seed_pool(client, admin, reservations)
+        token, label = pool.token, pool.label
         first = services.clock() + timedelta(seconds=5)
         ids = []
         for i in range(reservations):
@@ -147,8 +89,8 @@ async def batch_vs_singles(settings: Settings, size: int) -> tuple[float, float]
         base_url="http://bench",
         timeout=120,
     ) as client:
-        token, label = await setup(client, admin, 2 * size)
-        body = {"durationMinutes": 30, "preferredSpecs": {"labels": label}}
+        pool = await seed_pool(client, admin, 2 * size)
+        token, body = pool.token, pool.body()
         started = time.perf_counter()
         for _ in range(size):
             r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
@@ -170,12 +112,7 @@ def main() -> None:
     parser.add_argument("--spread-seconds", type=float, default=30.0)
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
-    name = f"pf_bench_bookings_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(BASE_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    database_url = BASE_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade_to_head(database_url)
+    with scratch_database("pf_bench_bookings") as (database_url, name):
         settings = Settings(
             database_url=database_url,
             redis_url=REDIS_URL,
@@ -186,9 +123,6 @@ def main() -> None:
         )
         late = asyncio.run(lateness(settings, args.reservations, args.spread_seconds))
         singles, batch = asyncio.run(batch_vs_singles(settings, args.batch_size))
-    finally:
-        with psycopg.connect(BASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     print(
         f"activation lateness over {len(late)} of {args.reservations} bookings "
         f"(starts spread over {args.spread_seconds:.0f} s):"

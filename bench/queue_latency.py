@@ -20,77 +20,21 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 
-from scheduler.adapters.migrations import upgrade_to_head
+from bench.scratch import REDIS_URL, auth, scratch_database, seed_pool
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
 
-BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def scenario(
-    client: httpx.AsyncClient, admin: str, waiters: int, devices: int
-) -> dict[str, Any]:
-    """Lease every device, queue the crowd, then release the leases one by one."""
-    label = {"pool": f"bench-{uuid.uuid4().hex[:6]}"}
-    node = (
-        await client.post(
-            "/scheduler/nodes",
-            headers=auth(admin),
-            json={
-                "name": label["pool"],
-                "labels": label,
-                "capacity": {
-                    "cpuCores": 1024,
-                    "memoryMB": 10**7,
-                    "storageMB": 10**9,
-                    "maxDevices": devices,
-                },
-            },
-        )
-    ).json()
-    r = await client.post(
-        f"/scheduler/nodes/{node['id']}/devices",
-        headers=auth(admin),
-        json={
-            "count": devices,
-            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    tenant = (
-        await client.post(
-            "/scheduler/admin/tenants",
-            headers=auth(admin),
-            json={
-                "name": label["pool"],
-                "quota": {
-                    "maxDevices": 10**6,
-                    "cpuCores": 10**7,
-                    "memoryMB": 10**12,
-                    "storageMB": 10**12,
-                },
-            },
-        )
-    ).json()
-    token = (
-        await client.post(
-            "/scheduler/admin/tokens",
-            headers=auth(admin),
-            json={"tenantId": tenant["id"], "userId": "bench", "role": "user"},
-        )
-    ).json()["token"]
+async def scenario(client: httpx.AsyncClient, admin: str, waiters: int, devices: int) -> str:
+    """Lease every device, queue the crowd, then release the leases one by one: the node id."""
+    pool = await seed_pool(client, admin, devices)
+    token, label = pool.token, pool.label
     body = {"durationMinutes": 30, "preferredSpecs": {"labels": label}}
     leases = [
         (await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)).json()
@@ -112,7 +56,7 @@ async def scenario(
         await asyncio.sleep(0.05)
         if not pending:
             break
-    return {"tenant_id": tenant["id"], "node_id": node["id"]}
+    return pool.node_id
 
 
 def hand_over_latencies(database_url: str, node_id: str) -> list[float]:
@@ -135,12 +79,12 @@ async def run_in_process(settings: Settings, waiters: int, devices: int) -> str:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(services)), base_url="http://bench"
     ) as client:
-        made = await scenario(client, admin, waiters, devices)
+        node_id = await scenario(client, admin, waiters, devices)
         await asyncio.sleep(1.0 + settings.device_reset_seconds * 2)
         await services.lifecycle.drain()  # type: ignore[attr-defined]
         await services.queue.idle()  # type: ignore[attr-defined]
     await services.close()
-    return str(made["node_id"])
+    return node_id
 
 
 async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
@@ -165,9 +109,9 @@ async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
         )
         ensure_housekeeper(settings)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            made = await scenario(client, admin, waiters, devices)
+            node_id = await scenario(client, admin, waiters, devices)
         time.sleep(3.0 + settings.device_reset_seconds * 2)
-        return str(made["node_id"])
+        return node_id
     finally:
         import ray
 
@@ -182,12 +126,7 @@ def main() -> None:
     parser.add_argument("--reset-seconds", type=float, default=0.05)
     parser.add_argument("--serve", action="store_true", help="over Ray (NodeActors, QueueActor)")
     args = parser.parse_args()
-    name = f"pf_bench_queue_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(BASE_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    database_url = BASE_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade_to_head(database_url)
+    with scratch_database("pf_bench_queue") as (database_url, name):
         settings = Settings(
             database_url=database_url,
             redis_url=REDIS_URL,
@@ -200,9 +139,6 @@ def main() -> None:
         runner = run_on_serve if args.serve else run_in_process
         node_id = asyncio.run(runner(settings, args.waiters, args.devices))
         latencies = sorted(hand_over_latencies(database_url, node_id))
-    finally:
-        with psycopg.connect(BASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     mode = "Ray (NodeActor → QueueActor)" if args.serve else "in-process drains"
     print(f"freed device → waiter granted, {mode}, {len(latencies)} hand-overs:")
     print(
