@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from scheduler.services import reservations
-from serve.deps import PrincipalDep, ServicesDep
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.idempotency import idempotent, json_response
 from serve.schemas import (
     CancelIn,
     ReservationIn,
@@ -30,17 +32,26 @@ def _reset(services: Any) -> timedelta:
 
 @router.post("", status_code=201, response_model=ReservationOut)
 async def create(
-    body: ReservationIn, principal: PrincipalDep, services: ServicesDep
-) -> ReservationOut:
-    booked = await reservations.create_reservation(
-        services.uow(),
-        principal,
-        body.to_command(),
-        now=services.clock(),
-        rules=services.booking_rules,
-        reset=_reset(services),
-    )
-    return ReservationOut.of(booked)
+    request: Request,
+    body: ReservationIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Book a device for a window. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        booked = await reservations.create_reservation(
+            services.uow(),
+            principal,
+            body.to_command(),
+            now=services.clock(),
+            rules=services.booking_rules,
+            reset=_reset(services),
+        )
+        return json_response(ReservationOut.of(booked), status_code=201)
+
+    return await idempotent(request, services, principal, key, run)
 
 
 @router.get("", response_model=ReservationPage)
@@ -106,36 +117,50 @@ async def get(
 
 @router.put("/{reservation_id}", response_model=ReservationOut)
 async def update(
+    request: Request,
     reservation_id: uuid.UUID,
     body: ReservationUpdateIn,
     principal: PrincipalDep,
     services: ServicesDep,
-) -> ReservationOut:
-    moved = await reservations.update_reservation(
-        services.uow(),
-        principal,
-        reservation_id,
-        start_time=body.startTime,
-        duration_minutes=body.durationMinutes,
-        now=services.clock(),
-        rules=services.booking_rules,
-        reset=_reset(services),
-    )
-    return ReservationOut.of(moved)
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Move or resize a pending booking. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        moved = await reservations.update_reservation(
+            services.uow(),
+            principal,
+            reservation_id,
+            start_time=body.startTime,
+            duration_minutes=body.durationMinutes,
+            now=services.clock(),
+            rules=services.booking_rules,
+            reset=_reset(services),
+        )
+        return json_response(ReservationOut.of(moved))
+
+    return await idempotent(request, services, principal, key, run)
 
 
 @router.post("/{reservation_id}/cancel", response_model=ReservationOut)
 async def cancel(
+    request: Request,
     reservation_id: uuid.UUID,
     principal: PrincipalDep,
     services: ServicesDep,
+    key: IdempotencyKeyDep,
     body: CancelIn | None = None,
-) -> ReservationOut:
-    cancelled = await reservations.cancel_reservation(
-        services.uow(),
-        principal,
-        reservation_id,
-        reason=body.reason if body else None,
-        now=services.clock(),
-    )
-    return ReservationOut.of(cancelled)
+) -> Response:
+    """Cancel a pending booking. Honours ``Idempotency-Key``."""
+
+    async def run() -> Response:
+        cancelled = await reservations.cancel_reservation(
+            services.uow(),
+            principal,
+            reservation_id,
+            reason=body.reason if body else None,
+            now=services.clock(),
+        )
+        return json_response(ReservationOut.of(cancelled))
+
+    return await idempotent(request, services, principal, key, run)

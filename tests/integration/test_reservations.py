@@ -295,3 +295,27 @@ async def test_a_booking_starts_once_with_two_housekeepers_and_becomes_a_lease(
         {"ids": ids},
     )
     assert events[0]["n"] == 2
+
+
+async def test_a_retried_booking_with_its_idempotency_key_books_once(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=3)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "retrying")
+    headers = {**auth(token), "Idempotency-Key": uuid.uuid4().hex}
+    body = {
+        "startTime": iso(services, 90),
+        "durationMinutes": 30,
+        "preferredSpecs": {"labels": pool.label},
+    }
+    first = await client.post("/scheduler/reservations", headers=headers, json=body)
+    again = await client.post("/scheduler/reservations", headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    page = (await client.get("/scheduler/reservations", headers=auth(token))).json()
+    assert page["total"] == 1
+    other = await client.post(
+        "/scheduler/reservations", headers=headers, json={**body, "durationMinutes": 45}
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
