@@ -10,10 +10,12 @@ come back (``Retry-After``, e.g. a full queue); their claim is dropped and they 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from scheduler.bootstrap import Services
@@ -25,6 +27,7 @@ from scheduler.services.idempotency import (
     request_fingerprint,
     run_once,
 )
+from serve.deps import get_idempotency_key
 from serve.errors import problem
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -123,3 +126,26 @@ class _Transient(Exception):
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
         self.response = response
+
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class IdempotentRoute(APIRoute):
+    """A route class that makes every mutating route of its router honour
+    ``Idempotency-Key`` (for routers whose handlers do not call ``idempotent`` themselves)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.methods & MUTATING:
+            return handler
+
+        async def route(request: Request) -> Response:
+            key = get_idempotency_key(request.headers.get("idempotency-key"))
+            if key is None:
+                return await handler(request)
+            services: Services = request.app.state.services
+            principal: Principal = request.state.principal
+            return await idempotent(request, services, principal, key, lambda: handler(request))
+
+        return route

@@ -10,9 +10,10 @@ from scheduler.domain.identity import Role
 from scheduler.domain.resources import Resources
 from scheduler.services import tenancy
 from serve.deps import PrincipalDep, ServicesDep
+from serve.idempotency import IdempotentRoute
 from serve.schemas import TenantIn, TenantOut, TenantUpdateIn, TokenIn, TokenOut
 
-router = APIRouter(prefix="/scheduler/admin", tags=["admin"])
+router = APIRouter(route_class=IdempotentRoute, prefix="/scheduler/admin", tags=["admin"])
 
 
 @router.post("/tenants", status_code=201, response_model=TenantOut)

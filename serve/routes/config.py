@@ -10,9 +10,10 @@ from scheduler.domain.allocations import MAX_DURATION_MINUTES, MIN_DURATION_MINU
 from scheduler.domain.queueing import MAX_WAIT_MINUTES, MIN_QUEUE_DURATION_MINUTES
 from scheduler.services import settings_admin
 from serve.deps import PrincipalDep, ServicesDep
+from serve.idempotency import IdempotentRoute
 from serve.schemas import StrategyIn
 
-router = APIRouter(prefix="/scheduler", tags=["config"])
+router = APIRouter(route_class=IdempotentRoute, prefix="/scheduler", tags=["config"])
 
 
 @router.get("/config")

@@ -8,9 +8,10 @@ from fastapi import APIRouter
 
 from scheduler.services import fleet
 from serve.deps import PrincipalDep, ServicesDep
+from serve.idempotency import IdempotentRoute
 from serve.schemas import AddDevicesIn, DeviceOut, NodeIn, NodeOut
 
-router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
+router = APIRouter(route_class=IdempotentRoute, prefix="/scheduler/nodes", tags=["nodes"])
 
 
 @router.post("", status_code=201, response_model=NodeOut)

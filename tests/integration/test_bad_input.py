@@ -222,3 +222,46 @@ async def test_duplicate_names_are_409(client: httpx.AsyncClient, admin_token: s
         json={"tenantId": str(uuid.uuid4()), "userId": "x", "role": "user"},
     )
     assert_problem(r, 404, "tenant_not_found")
+
+
+async def test_admin_writes_honour_idempotency_keys(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """A retried token or device creation must not mint a second token or double the fleet."""
+    tenant_id = (await client.get("/scheduler/admin/tenants", headers=auth(admin_token))).json()[0][
+        "id"
+    ]
+    headers = {**auth(admin_token), "Idempotency-Key": uuid.uuid4().hex}
+    body = {"tenantId": tenant_id, "userId": "once", "role": "user"}
+    first = await client.post("/scheduler/admin/tokens", headers=headers, json=body)
+    again = await client.post("/scheduler/admin/tokens", headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["token"] == again.json()["token"]
+    assert again.headers.get("idempotent-replayed") == "true"
+
+    node = (
+        await client.post(
+            "/scheduler/nodes",
+            headers=auth(admin_token),
+            json={
+                "name": f"idem-{uuid.uuid4().hex[:8]}",
+                "capacity": {"cpuCores": 8, "memoryMB": 8192, "storageMB": 65536, "maxDevices": 4},
+            },
+        )
+    ).json()
+    headers = {**auth(admin_token), "Idempotency-Key": uuid.uuid4().hex}
+    devices = {
+        "count": 2,
+        "spec": {"cpuCores": 1, "memoryMB": 1024, "storageMB": 4096, "androidVersion": "13"},
+    }
+    for _ in range(3):
+        r = await client.post(
+            f"/scheduler/nodes/{node['id']}/devices", headers=headers, json=devices
+        )
+        assert r.status_code == 201
+    r = await client.get(f"/scheduler/nodes/{node['id']}", headers=auth(admin_token))
+    assert sum(r.json()["devices"].values()) == 2
+    r = await client.post(
+        f"/scheduler/nodes/{node['id']}/devices", headers=headers, json={**devices, "count": 1}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
