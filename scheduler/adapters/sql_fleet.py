@@ -164,17 +164,24 @@ class SqlDeviceRepository(SqlRepository):
 
     async def placement_snapshot(
         self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
-    ) -> tuple[Tenant | None, CandidateDevices]:
-        """Lock the tenant's row and read the matching available devices, in one round trip
-        (both statements are pipelined; the device read starts once the lock is held)."""
+    ) -> tuple[Tenant | None, CandidateDevices, str]:
+        """Lock the tenant's row and read the matching available devices and the placement
+        strategy, in one round trip (the statements are pipelined; the device read starts
+        once the lock is held)."""
         query, params = _candidate_query(requirements)
         params["lease_end"] = lease_end
         with translate_db_errors():
             tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
             device_cursor = await self._connection.execute(query, params)
+            strategy_cursor = await self._connection.execute(
+                "SELECT strategy FROM scheduler_config"
+            )
             tenant_row = await tenant_cursor.fetchone()
             rows = tolerated(await device_cursor.fetchall(), requirements)
-        return (tenant_from_row(tenant_row) if tenant_row else None), class_candidates(rows)
+            strategy_row = await strategy_cursor.fetchone()
+        strategy = str(strategy_row["strategy"]) if strategy_row else "binpack"
+        tenant = tenant_from_row(tenant_row) if tenant_row else None
+        return tenant, class_candidates(rows), strategy
 
     async def matching_states(
         self, requirements: DeviceRequirements

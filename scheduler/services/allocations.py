@@ -111,13 +111,13 @@ async def place_lease(
         QuotaExceeded: the tenant's quota does not admit any matching device.
     """
     for _ in range(CLAIM_ATTEMPTS):
-        tenant, candidates = await uow.devices.placement_snapshot(
+        tenant, candidates, strategy = await uow.devices.placement_snapshot(
             lease.tenant_id, requirements, lease.expires_at
         )
         if tenant is None or tenant.devices_left < 1:
             raise QuotaExceeded("the tenant's device quota is used up")
         ranked = rank_best_fit(
-            candidates, as_vector(requirements.minimum), as_vector(tenant.headroom)
+            candidates, as_vector(requirements.minimum), as_vector(tenant.headroom), strategy
         )
         if len(candidates) and not len(ranked):
             raise QuotaExceeded(

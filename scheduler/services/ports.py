@@ -62,9 +62,9 @@ class DeviceRepository(Protocol):
     async def get(self, device_id: uuid.UUID) -> Device | None: ...
     async def placement_snapshot(
         self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
-    ) -> tuple[Tenant | None, CandidateDevices]:
+    ) -> tuple[Tenant | None, CandidateDevices, str]:
         """Lock the tenant's row for the rest of the transaction and read the available
-        devices that match ``requirements``."""
+        devices that match ``requirements`` (free until ``lease_end``), and the strategy."""
         ...
 
     async def transition(

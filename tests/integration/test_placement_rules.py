@@ -253,3 +253,48 @@ async def test_dry_runs_explain_placements_and_allocate_nothing(
     assert r.status_code == 422
     r = await client.post("/scheduler/schedule/batch", headers=auth(token), json={"requests": []})
     assert r.status_code == 422
+
+
+async def test_the_single_allocate_follows_the_strategy_pack_or_spread(
+    client: httpx.AsyncClient, admin_token: str, token: str
+) -> None:
+    label = {"pool": unique("strategy")}
+    nodes = []
+    for _ in range(2):
+        r = await client.post(
+            "/scheduler/nodes",
+            headers=auth(admin_token),
+            json={
+                "name": unique("node"),
+                "labels": label,
+                "capacity": {
+                    "cpuCores": 64,
+                    "memoryMB": 65536,
+                    "storageMB": 10**6,
+                    "maxDevices": 4,
+                },
+            },
+        )
+        nodes.append(r.json()["id"])
+        await add_devices(client, admin_token, nodes[-1], 4, 2, "13")
+    body = {"durationMinutes": 30, "preferredSpecs": {"labels": label}}
+
+    async def node_of_next() -> str:
+        r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["device"]["nodeId"])
+
+    try:
+        await client.post(
+            "/scheduler/strategy", headers=auth(admin_token), json={"strategy": "spread"}
+        )
+        assert {await node_of_next(), await node_of_next()} == set(nodes)
+        await client.post(
+            "/scheduler/strategy", headers=auth(admin_token), json={"strategy": "binpack"}
+        )
+        packed = [await node_of_next() for _ in range(2)]
+        assert packed[0] == packed[1]  # the busier node fills up first
+    finally:
+        await client.post(
+            "/scheduler/strategy", headers=auth(admin_token), json={"strategy": "binpack"}
+        )
