@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -17,6 +17,9 @@ from scheduler.services.ports import StoredKey
 #: ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it does not conflict with the key-share locks
 #: that foreign-key checks take (a release inserting its usage record), so an allocate that
 #: holds the tenant never waits on a release, and the two cannot deadlock.
+#: How long a claim may stay "in progress" before a retry takes it over.
+ABANDONED_CLAIM = timedelta(minutes=5)
+
 LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR NO KEY UPDATE"
 KEY_WHERE = "tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s AND key = %(key)s"
 #: Inserts a claim tries when the row it collided with keeps vanishing before it is read.
@@ -204,6 +207,12 @@ class SqlIdempotencyRepository(SqlRepository):
             "hash": request_hash,
             "now": now,
         }
+        # A claim left "in progress" by a process that died mid-request is taken over.
+        await self._send(
+            f"DELETE FROM idempotency_keys WHERE {KEY_WHERE} AND response_status IS NULL"
+            " AND created_at < %(abandoned)s",
+            {**params, "abandoned": now - ABANDONED_CLAIM},
+        )
         for _ in range(CLAIM_ATTEMPTS):
             claimed = await self._row(
                 "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
@@ -243,6 +252,14 @@ class SqlIdempotencyRepository(SqlRepository):
                 "body": Jsonb(body),
             },
         )
+
+    async def prune(self, before: datetime) -> int:
+        """Forget keys answered before ``before`` (retries are expected within hours)."""
+        rows = await self._rows(
+            "DELETE FROM idempotency_keys WHERE created_at < %(before)s RETURNING key",
+            {"before": before},
+        )
+        return len(rows)
 
     async def drop_claim(self, principal: Principal, key: str) -> None:
         await self._send(

@@ -39,6 +39,8 @@ QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
 PRUNE_EVERY_SECONDS = 60.0
+#: Idempotency keys older than this are forgotten.
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
 #: Ledger tick of the timer jobs (expiry, queue timeouts, bookings): finer than a
 #: second so that work due mid-second is not held to the next one.
 TIMER_TICK_SECONDS = 0.1
@@ -136,6 +138,7 @@ async def prune_ledger(
         if not await uow.jobs.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
             return 0
         pruned = await uow.jobs.prune(now - timedelta(seconds=retention_seconds))
+        pruned += await uow.idempotency.prune(now - IDEMPOTENCY_RETENTION)
         await uow.commit()
     return pruned
 
