@@ -312,3 +312,77 @@ def test_the_queue_over_serve_survives_a_queue_actor_restart_and_grants_on_relea
         http.get(f"/scheduler/queue/{waiters[1]}", headers=auth(token)).json()["status"]
         == "waiting"
     )
+
+
+def test_bookings_extensions_and_batches_over_serve(
+    fleet: RunningFleet, http: httpx.Client
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    admin = auth(fleet.admin_token)
+    pool = f"b-{uuid.uuid4().hex[:8]}"
+    node = http.post(
+        "/scheduler/nodes",
+        headers=admin,
+        json={
+            "name": pool,
+            "labels": {"pool": pool},
+            "capacity": {"cpuCores": 16, "memoryMB": 65536, "storageMB": 10**6, "maxDevices": 3},
+        },
+    ).json()
+    http.post(
+        f"/scheduler/nodes/{node['id']}/devices",
+        headers=admin,
+        json={
+            "count": 3,
+            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
+        },
+    )
+    tenant = http.post(
+        "/scheduler/admin/tenants",
+        headers=admin,
+        json={
+            "name": pool,
+            "quota": {"maxDevices": 10, "cpuCores": 100, "memoryMB": 10**6, "storageMB": 10**8},
+        },
+    ).json()
+    token = http.post(
+        "/scheduler/admin/tokens",
+        headers=admin,
+        json={"tenantId": tenant["id"], "userId": "b", "role": "user"},
+    ).json()["token"]
+    specs = {"labels": {"pool": pool}}
+
+    start = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    booking = http.post(
+        "/scheduler/reservations",
+        headers=auth(token),
+        json={"startTime": start, "durationMinutes": 60, "preferredSpecs": specs},
+    )
+    assert booking.status_code == 201, booking.text
+    r = http.post(f"/scheduler/reservations/{booking.json()['id']}/cancel", headers=auth(token))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+    batch = http.post(
+        "/scheduler/allocations/batch",
+        headers=auth(token),
+        json={"requests": [{"durationMinutes": 30, "preferredSpecs": specs}] * 4, "atomic": True},
+    )
+    assert batch.status_code == 409 and batch.json()["code"] == "batch_not_placeable"
+    batch = http.post(
+        "/scheduler/allocations/batch",
+        headers=auth(token),
+        json={"requests": [{"durationMinutes": 30, "preferredSpecs": specs}] * 3},
+    )
+    assert batch.status_code == 200 and batch.json()["granted"] == 3, batch.text
+    ids = [item["allocation"]["allocationId"] for item in batch.json()["results"]]
+    r = http.put(
+        f"/scheduler/allocations/{ids[0]}/extend",
+        headers=auth(token),
+        json={"additionalMinutes": 15},
+    )
+    assert r.status_code == 200 and r.json()["durationMinutes"] == 45
+    r = http.post(
+        "/scheduler/allocations/batch/release", headers=auth(token), json={"allocationIds": ids}
+    )
+    assert r.status_code == 200, r.text
