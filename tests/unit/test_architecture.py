@@ -1,4 +1,5 @@
-"""The layering rules of DESIGN.md hold: import-linter's contracts in pyproject.toml."""
+"""The code's own checks, run with the tests: the layering rules of DESIGN.md
+(import-linter's contracts in pyproject.toml), ruff, and mypy --strict on the pure core."""
 
 from __future__ import annotations
 
@@ -10,10 +11,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_import_contracts_are_kept() -> None:
-    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
-    assert lint_imports, "import-linter is part of the dev extra"
+def run_tool(name: str, *args: str) -> None:
+    tool = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert tool, f"{name} is part of the dev extra"
     result = subprocess.run(
-        [lint_imports], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_import_contracts_are_kept() -> None:
+    run_tool("lint-imports")
+
+
+def test_ruff_finds_nothing() -> None:
+    run_tool("ruff", "check", ".")
+    run_tool("ruff", "format", "--check", ".")
+
+
+def test_the_pure_core_type_checks_strictly() -> None:
+    run_tool("mypy")
