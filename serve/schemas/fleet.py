@@ -1,0 +1,159 @@
+"""Bodies of nodes and devices."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from scheduler.domain.fleet import Device, Node
+from scheduler.domain.resources import Resources, Taint
+from scheduler.services.commands import (
+    AddDevices,
+    RegisterNode,
+)
+from serve.schemas.base import (
+    Body,
+    Labels,
+    LabelsField,
+    Name,
+    Out,
+)
+
+
+class ResourcesIn(Body):
+    cpuCores: float = Field(gt=0, le=1024)
+    memoryMB: int = Field(gt=0, le=16_777_216)
+    storageMB: int = Field(gt=0, le=1_073_741_824)
+
+    def resources(self) -> Resources:
+        return Resources(self.cpuCores, self.memoryMB, self.storageMB)
+
+
+class NodeCapacityIn(ResourcesIn):
+    maxDevices: int = Field(gt=0, le=10_000)
+
+
+class TaintIn(Body):
+    key: str = Field(min_length=1, max_length=128)
+    value: str = Field(default="", max_length=128)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodeIn(Body):
+    name: str = Name
+    capacity: NodeCapacityIn
+    labels: Labels = LabelsField
+    taints: list[TaintIn] = Field(default_factory=list, max_length=64)
+    host: str | None = Field(default=None, max_length=253)
+
+    def to_command(self) -> RegisterNode:
+        return RegisterNode(
+            self.name,
+            self.capacity.resources(),
+            self.capacity.maxDevices,
+            dict(self.labels),
+            tuple(Taint(t.key, t.value, t.effect) for t in self.taints),
+            self.host,
+        )
+
+
+class NodeCapacityOut(Out):
+    cpuCores: float
+    memoryMB: int
+    storageMB: int
+    maxDevices: int
+
+
+class NodeOut(Out):
+    id: uuid.UUID
+    name: str
+    status: str
+    capacity: NodeCapacityOut
+    labels: Labels
+    taints: list[dict[str, str]]
+    host: str
+    createdAt: datetime
+    lastHeartbeatAt: datetime | None
+    devices: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, n: Node, devices: dict[str, int] | None = None) -> NodeOut:
+        r = n.capacity.resources
+        return cls(
+            id=n.id,
+            name=n.name,
+            status=n.status.value,
+            labels=n.labels,
+            host=n.host,
+            capacity=NodeCapacityOut(
+                cpuCores=r.cpu_cores,
+                memoryMB=r.memory_mb,
+                storageMB=r.storage_mb,
+                maxDevices=n.capacity.max_devices,
+            ),
+            taints=[{"key": t.key, "value": t.value, "effect": t.effect} for t in n.taints],
+            createdAt=n.created_at,
+            lastHeartbeatAt=n.last_heartbeat_at,
+            devices=devices or {},
+        )
+
+
+class DeviceSpecIn(ResourcesIn):
+    androidVersion: str = Field(min_length=1, max_length=16)
+
+
+class AddDevicesIn(Body):
+    count: int = Field(ge=1, le=1000)
+    spec: DeviceSpecIn
+    labels: Labels = LabelsField
+
+    def to_command(self) -> AddDevices:
+        return AddDevices(
+            self.count, self.spec.resources(), self.spec.androidVersion, dict(self.labels)
+        )
+
+
+class DeviceSpecOut(Out):
+    cpuCores: float
+    memoryMB: int
+    storageMB: int
+    androidVersion: str
+
+
+class DeviceOut(Out):
+    id: uuid.UUID
+    name: str
+    status: str
+    nodeId: uuid.UUID
+    spec: DeviceSpecOut
+    labels: Labels
+    adbHost: str
+    adbPort: int
+
+    @classmethod
+    def of(cls, d: Device) -> DeviceOut:
+        r = d.spec.resources
+        return cls(
+            id=d.id,
+            name=d.name,
+            status=d.status.value,
+            nodeId=d.node_id,
+            labels=d.spec.labels,
+            spec=DeviceSpecOut(
+                cpuCores=r.cpu_cores,
+                memoryMB=r.memory_mb,
+                storageMB=r.storage_mb,
+                androidVersion=d.spec.android_version,
+            ),
+            adbHost=d.adb_host,
+            adbPort=d.adb_port,
+        )
+
+
+class DevicePage(Out):
+    items: list[DeviceOut]
+    total: int
+    nextCursor: str | None
