@@ -69,6 +69,7 @@ def node_actor_handle(settings: Settings, node_id: uuid.UUID) -> Any:
         namespace=NAMESPACE,
         get_if_exists=True,
         lifetime="detached",
+        resources=settings.node_actor_resources or None,
     ).remote(settings.model_dump(mode="json"), [str(node_id)])
 
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     device_provision_seconds: float = 0.0
     node_reconcile_seconds: float = 5.0
     node_actor_shards: int = 0
+    #: Ray resources a NodeActor asks for, e.g. ``{"phone_host": 0.01}`` to run node actors
+    #: on the cluster's phone hosts (cluster.yaml gives those hosts that resource).
+    node_actor_resources: dict[str, float] = Field(default_factory=dict)
     adb_host: str = "127.0.0.1"
 
     queue_cap_per_tenant: int = 100
