@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from scheduler.domain import events
@@ -18,7 +19,7 @@ from scheduler.domain.fleet import (
 )
 from scheduler.domain.identity import Principal, require_admin
 from scheduler.services.commands import AddDevices, Page, RegisterNode
-from scheduler.services.ports import UnitOfWork
+from scheduler.services.ports import DeviceLifecycle, UnitOfWork
 
 
 async def register_node(
@@ -205,3 +206,14 @@ async def list_available_devices(
 async def get_device(uow: UnitOfWork, device_id: uuid.UUID) -> Device | None:
     async with uow:
         return await uow.devices.get(device_id)
+
+
+def reset_devices(
+    lifecycle: DeviceLifecycle, devices: Iterable[tuple[uuid.UUID, uuid.UUID]]
+) -> None:
+    """Start the reset of these ``(node, device)`` pairs, one request per node."""
+    by_node: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for node_id, device_id in devices:
+        by_node.setdefault(node_id, []).append(device_id)
+    for node_id, device_ids in by_node.items():
+        lifecycle.request_reset(node_id, device_ids)

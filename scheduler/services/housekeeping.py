@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.services.allocations import end_due_allocations, next_expiry
 from scheduler.services.commands import Release
 from scheduler.services.extensions import warn_expiring
+from scheduler.services.fleet import reset_devices
 from scheduler.services.ports import (
     DeviceLifecycle,
     EventStream,
@@ -25,7 +25,6 @@ from scheduler.services.ports import (
 from scheduler.services.queue import time_out_overdue_entries
 from scheduler.services.reservations import (
     prewarm_devices,
-    reset_prewarmed,
     send_reminders,
     start_due_reservation,
 )
@@ -124,7 +123,7 @@ async def run_reservations(
         await send_reminders(uow, now=now)
         prewarmed = await prewarm_devices(uow, now=now)
         await uow.commit()
-    reset_prewarmed(lifecycle, prewarmed)
+    reset_devices(lifecycle, prewarmed)
     started = 0
     while started < limit and await start_due_reservation(uow_factory(), now=now) is not None:
         started += 1
@@ -144,12 +143,8 @@ async def prune_ledger(
 
 
 def request_resets(lifecycle: DeviceLifecycle, releases: list[Release]) -> None:
-    """Start the reset of every device whose lease just ended, one request per node."""
-    by_node = defaultdict(list)
-    for release in releases:
-        by_node[release.node_id].append(release.device_id)
-    for node_id, device_ids in by_node.items():
-        lifecycle.request_reset(node_id, device_ids)
+    """Start the reset of every device whose lease just ended."""
+    reset_devices(lifecycle, [(r.node_id, r.device_id) for r in releases])
 
 
 @dataclass

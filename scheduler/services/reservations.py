@@ -30,7 +30,7 @@ from scheduler.domain.reservations import (
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.allocations import place_lease
 from scheduler.services.commands import Grant, Page, PendingLease
-from scheduler.services.ports import DeviceLifecycle, UnitOfWork
+from scheduler.services.ports import UnitOfWork
 
 EVERYONE = Scope(None, None)
 #: Devices one booking tries to lock before it reports a conflict.
@@ -347,11 +347,3 @@ async def start_due_reservation(
         allocation_id=grant.allocation.id,
         device_id=grant.device.id,
     ), grant
-
-
-def reset_prewarmed(lifecycle: DeviceLifecycle, devices: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
-    by_node: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for node_id, device_id in devices:
-        by_node.setdefault(node_id, []).append(device_id)
-    for node_id, device_ids in by_node.items():
-        lifecycle.request_reset(node_id, device_ids)

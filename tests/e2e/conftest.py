@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,3 +71,68 @@ def fleet(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def http(fleet: RunningFleet) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fleet.api_url, timeout=30) as client:
         yield client
+
+
+@dataclass
+class Pool:
+    """A node of alike phones under a label of its own, and a tenant with one user token."""
+
+    label: dict[str, str]
+    tenant_id: str
+    token: str
+
+    @property
+    def specs(self) -> dict[str, dict[str, str]]:
+        """``preferredSpecs`` that select this pool's phones."""
+        return {"labels": self.label}
+
+
+def new_token(http: httpx.Client, admin_token: str, tenant_id: str, user_id: str) -> str:
+    r = http.post(
+        "/scheduler/admin/tokens",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={"tenantId": tenant_id, "userId": user_id, "role": "user"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+def seed_pool(http: httpx.Client, admin_token: str, prefix: str, devices: int) -> Pool:
+    """Register the pool through the API, as an operator would."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    node = http.post(
+        "/scheduler/nodes",
+        headers=admin,
+        json={
+            "name": name,
+            "labels": {"pool": name},
+            "capacity": {
+                "cpuCores": 64,
+                "memoryMB": 10**6,
+                "storageMB": 10**8,
+                "maxDevices": devices,
+            },
+        },
+    )
+    assert node.status_code == 201, node.text
+    r = http.post(
+        f"/scheduler/nodes/{node.json()['id']}/devices",
+        headers=admin,
+        json={
+            "count": devices,
+            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    tenant = http.post(
+        "/scheduler/admin/tenants",
+        headers=admin,
+        json={
+            "name": name,
+            "quota": {"maxDevices": 100, "cpuCores": 1000, "memoryMB": 10**7, "storageMB": 10**9},
+        },
+    )
+    assert tenant.status_code == 201, tenant.text
+    tenant_id = tenant.json()["id"]
+    return Pool({"pool": name}, tenant_id, new_token(http, admin_token, tenant_id, "owner"))

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.e2e.conftest import RunningFleet, run_cli
+from tests.e2e.conftest import RunningFleet, new_token, run_cli, seed_pool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -139,67 +139,12 @@ def _plain(url: str | None) -> str:
 
 
 async def test_200_concurrent_allocations_over_serve_grant_exactly_the_20_devices(
-    fleet: RunningFleet,
+    fleet: RunningFleet, http: httpx.Client
 ) -> None:
-    admin = auth(fleet.admin_token)
-    pool = f"e2e-{uuid.uuid4().hex[:8]}"
+    pool = seed_pool(http, fleet.admin_token, "e2e", 20)
+    tokens = [new_token(http, fleet.admin_token, pool.tenant_id, f"u{i}") for i in range(50)]
     async with httpx.AsyncClient(base_url=fleet.api_url, timeout=60) as client:
-        node = (
-            await client.post(
-                "/scheduler/nodes",
-                headers=admin,
-                json={
-                    "name": pool,
-                    "labels": {"pool": pool},
-                    "capacity": {
-                        "cpuCores": 64,
-                        "memoryMB": 10**6,
-                        "storageMB": 10**8,
-                        "maxDevices": 20,
-                    },
-                },
-            )
-        ).json()
-        r = await client.post(
-            f"/scheduler/nodes/{node['id']}/devices",
-            headers=admin,
-            json={
-                "count": 20,
-                "spec": {
-                    "cpuCores": 2,
-                    "memoryMB": 2048,
-                    "storageMB": 8192,
-                    "androidVersion": "13",
-                },
-            },
-        )
-        assert r.status_code == 201, r.text
-        tenant = (
-            await client.post(
-                "/scheduler/admin/tenants",
-                headers=admin,
-                json={
-                    "name": pool,
-                    "quota": {
-                        "maxDevices": 100,
-                        "cpuCores": 1000,
-                        "memoryMB": 10**7,
-                        "storageMB": 10**9,
-                    },
-                },
-            )
-        ).json()
-        tokens = [
-            (
-                await client.post(
-                    "/scheduler/admin/tokens",
-                    headers=admin,
-                    json={"tenantId": tenant["id"], "userId": f"u{i}", "role": "user"},
-                )
-            ).json()["token"]
-            for i in range(50)
-        ]
-        body = {"durationMinutes": 10, "preferredSpecs": {"labels": {"pool": pool}}}
+        body = {"durationMinutes": 10, "preferredSpecs": pool.specs}
         responses = await asyncio.gather(
             *(
                 client.post("/scheduler/devices/allocate", headers=auth(tokens[i % 50]), json=body)
@@ -234,39 +179,9 @@ def test_the_queue_over_serve_survives_a_queue_actor_restart_and_grants_on_relea
     from actors.names import NAMESPACE, QUEUE
     from serve import launcher
 
-    admin = auth(fleet.admin_token)
-    pool = f"q-{uuid.uuid4().hex[:8]}"
-    node = http.post(
-        "/scheduler/nodes",
-        headers=admin,
-        json={
-            "name": pool,
-            "labels": {"pool": pool},
-            "capacity": {"cpuCores": 8, "memoryMB": 65536, "storageMB": 10**6, "maxDevices": 1},
-        },
-    ).json()
-    http.post(
-        f"/scheduler/nodes/{node['id']}/devices",
-        headers=admin,
-        json={
-            "count": 1,
-            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
-        },
-    )
-    tenant = http.post(
-        "/scheduler/admin/tenants",
-        headers=admin,
-        json={
-            "name": pool,
-            "quota": {"maxDevices": 10, "cpuCores": 100, "memoryMB": 10**6, "storageMB": 10**8},
-        },
-    ).json()
-    token = http.post(
-        "/scheduler/admin/tokens",
-        headers=admin,
-        json={"tenantId": tenant["id"], "userId": "q", "role": "user"},
-    ).json()["token"]
-    body = {"durationMinutes": 30, "preferredSpecs": {"labels": {"pool": pool}}}
+    pool = seed_pool(http, fleet.admin_token, "q", 1)
+    token = pool.token
+    body = {"durationMinutes": 30, "preferredSpecs": pool.specs}
     lease = http.post("/scheduler/devices/allocate", headers=auth(token), json=body).json()
     waiters = [
         http.post("/scheduler/queue/join", headers=auth(token), json=body).json()["id"]
@@ -319,39 +234,8 @@ def test_bookings_extensions_and_batches_over_serve(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    admin = auth(fleet.admin_token)
-    pool = f"b-{uuid.uuid4().hex[:8]}"
-    node = http.post(
-        "/scheduler/nodes",
-        headers=admin,
-        json={
-            "name": pool,
-            "labels": {"pool": pool},
-            "capacity": {"cpuCores": 16, "memoryMB": 65536, "storageMB": 10**6, "maxDevices": 3},
-        },
-    ).json()
-    http.post(
-        f"/scheduler/nodes/{node['id']}/devices",
-        headers=admin,
-        json={
-            "count": 3,
-            "spec": {"cpuCores": 2, "memoryMB": 2048, "storageMB": 8192, "androidVersion": "13"},
-        },
-    )
-    tenant = http.post(
-        "/scheduler/admin/tenants",
-        headers=admin,
-        json={
-            "name": pool,
-            "quota": {"maxDevices": 10, "cpuCores": 100, "memoryMB": 10**6, "storageMB": 10**8},
-        },
-    ).json()
-    token = http.post(
-        "/scheduler/admin/tokens",
-        headers=admin,
-        json={"tenantId": tenant["id"], "userId": "b", "role": "user"},
-    ).json()["token"]
-    specs = {"labels": {"pool": pool}}
+    pool = seed_pool(http, fleet.admin_token, "b", 3)
+    token, specs = pool.token, pool.specs
 
     start = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     booking = http.post(

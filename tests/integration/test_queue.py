@@ -32,6 +32,23 @@ async def settle(services: Services) -> None:
         await services.queue.idle()
 
 
+async def free_and_enterprise_tenants(
+    client: httpx.AsyncClient, admin_token: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Two new tenants, of the lowest and the highest tier."""
+    tenants = []
+    for tier in ("free", "enterprise"):
+        tenant = await new_tenant(client, admin_token)
+        r = await client.patch(
+            f"/scheduler/admin/tenants/{tenant['id']}",
+            headers=auth(admin_token),
+            json={"tier": tier},
+        )
+        assert r.status_code == 200 and r.json()["tier"] == tier
+        tenants.append(tenant)
+    return tenants[0], tenants[1]
+
+
 async def test_a_waiter_gets_the_device_the_moment_it_is_reset(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
@@ -102,15 +119,7 @@ async def test_a_higher_tier_is_served_first_and_others_keep_waiting(
     lease = (
         await client.post("/scheduler/devices/allocate", headers=auth(owner), json=in_pool(pool))
     ).json()
-    free_tenant = await new_tenant(client, admin_token)
-    big_tenant = await new_tenant(client, admin_token)
-    for tenant, tier in ((free_tenant, "free"), (big_tenant, "enterprise")):
-        r = await client.patch(
-            f"/scheduler/admin/tenants/{tenant['id']}",
-            headers=auth(admin_token),
-            json={"tier": tier},
-        )
-        assert r.status_code == 200 and r.json()["tier"] == tier
+    free_tenant, big_tenant = await free_and_enterprise_tenants(client, admin_token)
     low = await new_token(client, admin_token, free_tenant["id"], "low")
     high = await new_token(client, admin_token, big_tenant["id"], "high")
     first = (
@@ -298,14 +307,7 @@ async def test_an_enterprise_waiter_preempts_a_free_lease_after_notice_and_grace
     from scheduler.services.allocations import expire_due_allocations
 
     pool = await new_pool(client, admin_token, devices=1)
-    free_tenant = await new_tenant(client, admin_token)
-    big_tenant = await new_tenant(client, admin_token)
-    for tenant, tier in ((free_tenant, "free"), (big_tenant, "enterprise")):
-        await client.patch(
-            f"/scheduler/admin/tenants/{tenant['id']}",
-            headers=auth(admin_token),
-            json={"tier": tier},
-        )
+    free_tenant, big_tenant = await free_and_enterprise_tenants(client, admin_token)
     free_user = await new_token(client, admin_token, free_tenant["id"], "cheap")
     vip = await new_token(client, admin_token, big_tenant["id"], "vip")
     lease = (
@@ -356,14 +358,7 @@ async def test_without_opting_in_nobody_is_preempted(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
     pool = await new_pool(client, admin_token, devices=1)
-    free_tenant = await new_tenant(client, admin_token)
-    big_tenant = await new_tenant(client, admin_token)
-    for tenant, tier in ((free_tenant, "free"), (big_tenant, "enterprise")):
-        await client.patch(
-            f"/scheduler/admin/tenants/{tenant['id']}",
-            headers=auth(admin_token),
-            json={"tier": tier},
-        )
+    free_tenant, big_tenant = await free_and_enterprise_tenants(client, admin_token)
     lease = (
         await client.post(
             "/scheduler/devices/allocate",
