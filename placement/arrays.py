@@ -36,6 +36,7 @@ class FleetArrays:
         device_capacity: ``(D, 3)`` resources per device.
         device_node: ``(D,)`` row of each device's node in ``problem.nodes``.
         device_available: ``(D,)`` the device's state is ``available``.
+        device_present: ``(D,)`` the device is not retired (whatever its state).
         device_android: ``(D,)`` code of its Android version in ``android_codes`` (-1: none).
         android_codes: Android version → code.
         label_index: ``(key, value)`` → sorted rows of the devices carrying that label, the
@@ -55,6 +56,7 @@ class FleetArrays:
     device_capacity: FloatArray
     device_node: IndexArray
     device_available: BoolArray
+    device_present: BoolArray
     device_android: IntArray
     android_codes: dict[str, int]
     label_index: dict[tuple[str, str], IndexArray]
@@ -135,6 +137,7 @@ def build_fleet_arrays(problem: PlacementProblem) -> FleetArrays:
         device_capacity=capacity,
         device_node=device_node,
         device_available=available,
+        device_present=present,
         device_android=android,
         android_codes=android_codes,
         label_index=label_index,

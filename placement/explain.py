@@ -14,6 +14,7 @@ requests of this plan, or its own anti-affinity group's nodes.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import replace
 
 import numpy as np
 
@@ -117,9 +118,10 @@ def explain_unplaced(compiled: CompiledProblem, assignment: IndexArray) -> dict[
         feasible = compiled.classes[c].feasible
         if len(feasible) == 0:
             if c not in static:
-                binding, reason = why_infeasible(fleet, request)
-                static[c] = Unplaced(request.id, binding, reason)
-            reasons[request.id] = Unplaced(request.id, static[c].binding, static[c].reason)
+                never = why_unsatisfiable(fleet, request)
+                binding, reason = never or why_infeasible(fleet, request)
+                static[c] = Unplaced(request.id, binding, reason, never is not None)
+            reasons[request.id] = replace(static[c], request_id=request.id)
             continue
         free = feasible[~taken[feasible]]
         if len(free) == 0:
@@ -187,6 +189,65 @@ def why_infeasible(fleet: FleetArrays, request: Request) -> tuple[Binding, str]:
         f"no {node} has a device{android} with {' and '.join(wanted)} free"
         f" (the largest there has {largest})"
     )
+
+
+def why_unsatisfiable(fleet: FleetArrays, request: Request) -> tuple[Binding, str] | None:
+    """The constraint that no device of the whole fleet meets, whatever its state or its
+    node's, with the best the fleet offers in words; ``None`` when some device could serve
+    the request once it is free."""
+    chain = filter_chain(fleet, request, whole_fleet=True)
+    position = next((i for i, (_, mask) in enumerate(chain) if not mask.any()), None)
+    if position is None:
+        return None
+    binding, _ = chain[position]
+    before = chain[position - 1][1] if position else fleet.device_present
+    selector = ", ".join(f"{k}={v}" for k, v in sorted(request.selector.items()))
+    with_label = f" with label {selector}" if selector else ""
+    android = f" running Android {request.android_version}" if request.android_version else ""
+    if binding is Binding.NO_READY_DEVICE:
+        return binding, "the fleet has no devices"
+    if binding is Binding.LABEL_SELECTOR:
+        return binding, _missing_label(fleet, request)
+    if binding is Binding.ANDROID_VERSION:
+        codes = set(fleet.device_android[before].tolist())
+        versions = sorted(v for v, code in fleet.android_codes.items() if code in codes)
+        return binding, (
+            f"no device{with_label} runs Android {request.android_version}"
+            f" (the fleet{with_label} has {', '.join(versions) or 'none'})"
+        )
+    if binding is Binding.TAINTS:
+        return binding, (
+            f"every device{with_label}{android} is on a node with a taint the request does"
+            f" not tolerate ({_untolerated(fleet, before, request)})"
+        )
+    column = RESOURCE_BINDINGS.index(binding)
+    wanted = [
+        "≥ " + RESOURCE_WORDS[k].format(request.minimum[k])
+        for k in range(column + 1)
+        if request.minimum[k] > 0
+    ]
+    largest = RESOURCE_WORDS[column].format(float(fleet.device_capacity[before, column].max()))
+    return binding, (
+        f"no device{with_label}{android} has {' and '.join(wanted)}; the largest has {largest}"
+    )
+
+
+def _missing_label(fleet: FleetArrays, request: Request) -> str:
+    """Which selector label no device carries, and what the fleet has under that key."""
+    present = fleet.device_present
+
+    def carried(item: tuple[str, str]) -> bool:
+        rows = fleet.label_index.get(item)
+        return rows is not None and bool(present[rows].any())
+
+    for key, value in sorted(request.selector.items()):
+        if carried((key, value)):
+            continue
+        offered = sorted(v for k, v in fleet.label_index if k == key and carried((k, v)))
+        has = f"{key} is one of: {', '.join(offered[:10])}" if offered else f"none has {key}"
+        return f"no device has label {key}={value} ({has})"
+    together = ", ".join(f"{k}={v}" for k, v in sorted(request.selector.items()))
+    return f"no device has the labels {together} together"
 
 
 class _Alternatives:

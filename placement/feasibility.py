@@ -57,15 +57,21 @@ def tolerated_nodes(fleet: FleetArrays, tolerations: tuple[Toleration, ...]) -> 
 
 
 def filter_chain(
-    fleet: FleetArrays, request: Request, tolerated: BoolArray | None = None
+    fleet: FleetArrays,
+    request: Request,
+    tolerated: BoolArray | None = None,
+    *,
+    whole_fleet: bool = False,
 ) -> list[tuple[Binding, BoolArray]]:
     """The request's filters in order, each with the ``(D,)`` devices still standing after it.
 
     The last mask is the request's feasible set. A filter that removes nothing is still
     listed, so the first one whose mask is empty is the binding constraint. ``tolerated`` is
-    ``tolerated_nodes(fleet, request.tolerations)`` when the caller has it already.
+    ``tolerated_nodes(fleet, request.tolerations)`` when the caller has it already. With
+    ``whole_fleet`` the chain starts from every device that is not retired, whatever its
+    state or its node's: what the request could get some day, not what it can get now.
     """
-    mask = fleet.assignable
+    mask = fleet.device_present if whole_fleet else fleet.assignable
     chain: list[tuple[Binding, BoolArray]] = [(Binding.NO_READY_DEVICE, mask)]
     if request.selector:
         mask = mask & selector_mask(fleet, request.selector)

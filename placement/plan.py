@@ -98,11 +98,13 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Unplaced:
-    """A request the plan leaves without a device, and why in words."""
+    """A request the plan leaves without a device, and why in words. ``unsatisfiable``: no
+    device of the whole fleet, in any state, could ever serve it (not just none now)."""
 
     request_id: Hashable
     binding: Binding
     reason: str
+    unsatisfiable: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
 from serve.errors import install_error_handlers
+from serve.request_limits import RequestLimitsMiddleware
 from serve.routes import (
     admin,
     allocations,
@@ -29,6 +30,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    # The last added runs first: authentication, then the request limits.
+    app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(BearerAuthMiddleware, services=services)
     for router in (
         health.router,

@@ -51,7 +51,9 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -89,6 +91,8 @@ async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
     extra = None
     if isinstance(exc, errors.QueueFull):
         headers = {"Retry-After": str(exc.retry_after_seconds)}
+    if isinstance(exc, errors.Unsatisfiable):
+        extra = {"constraint": exc.constraint}
     if isinstance(exc, errors.ExtensionNotAllowed):
         extra = {"maxAdditionalMinutes": exc.max_additional_minutes}
     if isinstance(exc, errors.ReservationConflict):

@@ -80,7 +80,11 @@ async def idempotent(
         return await run()
     route = request.scope.get("route")
     operation = f"{request.method} {getattr(route, 'path', request.url.path)}"
-    fingerprint = request_fingerprint(request.method, request.url.path, await _body(request))
+    try:
+        body = await _body(request)
+    except ValueError:
+        return await run()  # not JSON: the route refuses it (400) and nothing is kept
+    fingerprint = request_fingerprint(request.method, request.url.path, body)
 
     async def action() -> StoredResponse:
         try:

@@ -40,6 +40,9 @@ def translate_db_errors() -> Iterator[None]:
         if error is None:
             raise
         raise error(CONSTRAINT_DETAILS.get(name, f"{error.__doc__} ({name})")) from exc
+    except pg_errors.DataError as exc:
+        # A value the database cannot hold (out of range, NUL in text): the request's fault.
+        raise errors.InvalidRequest(f"a value is out of range: {exc.diag.message_primary}") from exc
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
         raise errors.ConcurrentUpdate() from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from scheduler.adapters.db_errors import translate_db_errors
-from scheduler.domain.errors import InvalidRequest
+from scheduler.domain.errors import InvalidCursor
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -52,14 +53,32 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps([str(v) for v in values]).encode()).decode()
 
 
-def decode_cursor(cursor: str, parts: int) -> list[str]:
-    """Raises:
-    InvalidRequest: the cursor was not one this service issued.
+def timestamp(value: str) -> datetime:
+    """A cursor part that is a timezone-aware instant."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("a cursor timestamp carries its timezone")
+    return parsed
+
+
+def text(value: str) -> str:
+    """A cursor part that is a name (bounded, storable)."""
+    if len(value) > 512 or "\x00" in value:
+        raise ValueError("not a name")
+    return value
+
+
+def decode_cursor(cursor: str, *parts: Callable[[str], Any]) -> list[Any]:
+    """The values a cursor of ``encode_cursor`` holds, each parsed by its part's parser
+    (``timestamp``, ``text``, ``uuid.UUID``), so a crafted cursor never reaches SQL.
+
+    Raises:
+        InvalidCursor: the cursor was not one this service issued.
     """
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest("cursor is not valid") from exc
-    if not isinstance(values, list) or len(values) != parts:
-        raise InvalidRequest("cursor is not valid")
-    return [str(v) for v in values]
+        if not isinstance(values, list) or len(values) != len(parts):
+            raise ValueError("wrong number of parts")
+        return [parse(str(value)) for parse, value in zip(parts, values, strict=True)]
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidCursor() from exc

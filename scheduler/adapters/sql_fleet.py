@@ -12,7 +12,13 @@ from psycopg.types.json import Jsonb
 
 from placement.model import CandidateDevices
 from scheduler.adapters.db_errors import translate_db_errors
-from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_base import (
+    Row,
+    SqlRepository,
+    decode_cursor,
+    encode_cursor,
+    text,
+)
 from scheduler.adapters.sql_tenancy import LOCK_TENANT, tenant_from_row
 from scheduler.domain.fleet import (
     ADB_BASE_PORT,
@@ -227,7 +233,7 @@ class SqlDeviceRepository(SqlRepository):
             params,
         )
         if cursor:
-            name, device_id = decode_cursor(cursor, 2)
+            name, device_id = decode_cursor(cursor, text, uuid.UUID)
             where += " AND (d.name, d.id) > (%(c_name)s, %(c_id)s::uuid)"
             params.update(c_name=name, c_id=device_id)
         rows = await self._rows(
@@ -238,6 +244,16 @@ class SqlDeviceRepository(SqlRepository):
         items = [device_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].name, items[-1].id) if len(rows) > limit else None
         return Page(items, int(total["n"]) if total else 0, next_cursor)
+
+    async def shapes(self) -> list[Device]:
+        """One device per node and distinct spec (sizes, Android version, labels) among those
+        not retired: everything a request could ever be matched against, in few rows."""
+        rows = await self._rows(
+            f"SELECT DISTINCT ON (d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb,"
+            f" d.android_version, d.labels) {DEVICE_COLUMNS} FROM devices d"
+            " WHERE d.status <> 'retired'"
+        )
+        return [device_from_row(r) for r in rows]
 
     async def occupying(self) -> list[Device]:
         """Every device that is not retired (it occupies its node)."""

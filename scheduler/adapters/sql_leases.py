@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_base import (
+    Row,
+    SqlRepository,
+    decode_cursor,
+    encode_cursor,
+    timestamp,
+)
 from scheduler.adapters.sql_fleet import (
     DEVICE_COLUMNS,
     NOT_BOOKED_BEFORE_LEASE_END,
@@ -295,7 +301,7 @@ class SqlAllocationRepository(SqlRepository):
             params["status"] = query.status
         total = await self._row(f"SELECT count(*) AS n FROM allocations WHERE {where}", params)
         if query.cursor:
-            at, last_id = decode_cursor(query.cursor, 2)
+            at, last_id = decode_cursor(query.cursor, timestamp, uuid.UUID)
             where += " AND (allocated_at, id) < (%(c_at)s::timestamptz, %(c_id)s::uuid)"
             params.update(c_at=at, c_id=last_id)
         rows = await self._rows(

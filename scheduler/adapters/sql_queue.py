@@ -8,7 +8,13 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_base import (
+    Row,
+    SqlRepository,
+    decode_cursor,
+    encode_cursor,
+    timestamp,
+)
 from scheduler.adapters.sql_leases import scope_sql
 from scheduler.domain.identity import Scope
 from scheduler.domain.queueing import QueueEntry, QueueStatus
@@ -157,7 +163,7 @@ class SqlQueueRepository(SqlRepository):
             params["status"] = status
         total = await self._row(f"SELECT count(*) AS n FROM queue_entries WHERE {where}", params)
         if cursor:
-            at, last_id = decode_cursor(cursor, 2)
+            at, last_id = decode_cursor(cursor, timestamp, uuid.UUID)
             where += " AND (submitted_at, id) < (%(c_at)s::timestamptz, %(c_id)s::uuid)"
             params.update(c_at=at, c_id=last_id)
         rows = await self._rows(
@@ -179,6 +185,7 @@ class SqlQueueRepository(SqlRepository):
             " count(*) FILTER (WHERE status = 'fulfilled') AS fulfilled,"
             " count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
             " count(*) FILTER (WHERE status = 'timed_out') AS timed_out,"
+            " count(*) FILTER (WHERE status = 'failed') AS failed,"
             " coalesce(avg(extract(epoch FROM ended_at - submitted_at))"
             "   FILTER (WHERE status = 'fulfilled'), 0) AS avg_wait_seconds,"
             " coalesce(max(extract(epoch FROM ended_at - submitted_at))"

@@ -10,7 +10,13 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from placement.model import CandidateDevices
-from scheduler.adapters.sql_base import Row, SqlRepository, decode_cursor, encode_cursor
+from scheduler.adapters.sql_base import (
+    Row,
+    SqlRepository,
+    decode_cursor,
+    encode_cursor,
+    timestamp,
+)
 from scheduler.adapters.sql_fleet import class_candidates, matching_clauses, tolerated
 from scheduler.adapters.sql_leases import scope_sql
 from scheduler.adapters.sql_queue import requirements_from_json, requirements_to_json
@@ -285,7 +291,7 @@ class SqlReservationRepository(SqlRepository):
             params["until"] = until
         total = await self._row(f"SELECT count(*) AS n FROM reservations WHERE {where}", params)
         if cursor:
-            at, last_id = decode_cursor(cursor, 2)
+            at, last_id = decode_cursor(cursor, timestamp, uuid.UUID)
             where += " AND (start_time, id) > (%(c_at)s::timestamptz, %(c_id)s::uuid)"
             params.update(c_at=at, c_id=last_id)
         rows = await self._rows(

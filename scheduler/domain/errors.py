@@ -181,6 +181,25 @@ class InvalidRequest(SchedulerError):
     code = "invalid_request"
 
 
+class Unsatisfiable(InvalidRequest):
+    """No device of the fleet could ever satisfy the request."""
+
+    code = "unsatisfiable"
+
+    def __init__(self, detail: str | None = None, constraint: str = "") -> None:
+        super().__init__(detail)
+        self.constraint = constraint
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.detail, self.constraint)
+
+
+class InvalidCursor(InvalidRequest):
+    """The cursor is not one this service issued; start again without it."""
+
+    code = "invalid_cursor"
+
+
 class IdempotencyKeyReused(InvalidRequest):
     """The Idempotency-Key was already used with a different request."""
 

@@ -36,6 +36,7 @@ QUEUE_JOINED = "queue.joined"
 QUEUE_FULFILLED = "queue.fulfilled"
 QUEUE_CANCELLED = "queue.cancelled"
 QUEUE_TIMED_OUT = "queue.timed_out"
+QUEUE_FAILED = "queue.failed"
 
 ENDED_EVENT = {
     "released": ALLOCATION_RELEASED,

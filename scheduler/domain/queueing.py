@@ -34,6 +34,7 @@ class QueueStatus(StrEnum):
     FULFILLED = "fulfilled"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    FAILED = "failed"
 
 
 class WaitReason(StrEnum):

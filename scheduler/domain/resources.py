@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scheduler.domain import limits
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -67,6 +69,27 @@ class DeviceRequirements:
     @property
     def minimum(self) -> Resources:
         return Resources(self.min_cpu, self.min_memory_mb, self.min_storage_mb)
+
+    def out_of_bounds(self) -> str | None:
+        """Why these requirements are beyond what any fleet can hold (a stored request that
+        slipped past the API's bounds), or ``None``."""
+        for name, value, maximum in (
+            ("minCpu", self.min_cpu, limits.MAX_DEVICE_CPU_CORES),
+            ("minMemory", self.min_memory_mb, limits.MAX_DEVICE_MEMORY_MB),
+            ("minStorage", self.min_storage_mb, limits.MAX_DEVICE_STORAGE_MB),
+        ):
+            problem = limits.number_problem(name, value, maximum)
+            if problem:
+                return problem
+        if self.android_version is not None and (
+            len(self.android_version) > limits.MAX_ANDROID_VERSION
+            or limits.text_problem(self.android_version)
+        ):
+            return "androidVersion is not a version"
+        texts = [t.key for t in self.tolerations] + [t.value or "" for t in self.tolerations]
+        if any(limits.text_problem(t) for t in texts):
+            return "tolerations must not contain NUL characters"
+        return limits.labels_problem(self.labels)
 
     def describe(self) -> str:
         """Say in words what is asked, for explanations and error details."""

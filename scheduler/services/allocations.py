@@ -34,6 +34,7 @@ from scheduler.services.commands import (
     PendingLease,
     Release,
 )
+from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 
 ALLOCATE_OPERATION = "allocate"
@@ -69,6 +70,7 @@ async def allocate_device(
 
     Raises:
         NoCapacity: no available device matches.
+        Unsatisfiable: no device of the fleet could ever match.
         QuotaExceeded: the tenant's quota does not admit the device.
         IdempotencyKeyReused: the key was used for a different request.
         Forbidden, InvalidRequest: the principal may not act for that user.
@@ -78,17 +80,21 @@ async def allocate_device(
     lease = PendingLease(
         uuid.uuid4(), principal.tenant_id, user_id, allocated_at, expires_at, idempotency_key
     )
-    async with uow:
-        if idempotency_key is not None:
-            first = await uow.idempotency.begin(
-                principal, idempotency_key, ALLOCATE_OPERATION, command.fingerprint(), now
-            )
-            if first is not None:
-                return await _replay(uow, principal, first, command.fingerprint())
-        grant = await place_lease(uow, lease, command.requirements)
-        if idempotency_key is not None:
-            await uow.idempotency.complete(principal, idempotency_key, grant.to_record())
-        await uow.commit()
+    try:
+        async with uow:
+            if idempotency_key is not None:
+                first = await uow.idempotency.begin(
+                    principal, idempotency_key, ALLOCATE_OPERATION, command.fingerprint(), now
+                )
+                if first is not None:
+                    return await _replay(uow, principal, first, command.fingerprint())
+            grant = await place_lease(uow, lease, command.requirements)
+            if idempotency_key is not None:
+                await uow.idempotency.complete(principal, idempotency_key, grant.to_record())
+            await uow.commit()
+    except NoCapacity:
+        await check_satisfiable(uow, command.requirements)  # "never", rather than "not now"
+        raise
     return grant
 
 

@@ -9,8 +9,11 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from placement import problem as p
+from placement.arrays import build_fleet_arrays
+from placement.explain import why_unsatisfiable
 from placement.plan import PlacementPlan, SolverParams
 from placement.problem import MAX_PRIORITY, Strategy
+from scheduler.domain.errors import Unsatisfiable
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.ports import UnitOfWork
@@ -91,6 +94,23 @@ def build_problem(
             for r in requests
         ),
     )
+
+
+async def check_satisfiable(uow: UnitOfWork, requirements: DeviceRequirements) -> None:
+    """Refuse a request that no device of the fleet could ever serve, whatever the devices'
+    states: it would only wait for nothing. One read of the fleet's distinct device shapes.
+
+    Raises:
+        Unsatisfiable: naming the constraint and the best the fleet offers.
+    """
+    async with uow:
+        nodes = await uow.nodes.list()
+        shapes = await uow.devices.shapes()
+    problem = build_problem(nodes, shapes, [PlanRequest(0, requirements)])
+    verdict = why_unsatisfiable(build_fleet_arrays(problem), problem.requests[0])
+    if verdict is not None:
+        binding, reason = verdict
+        raise Unsatisfiable(reason, binding.value)
 
 
 async def plan_requests(

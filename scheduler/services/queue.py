@@ -4,6 +4,7 @@ and time out."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,8 @@ from typing import Any
 from scheduler.domain import events
 from scheduler.domain.allocations import Allocation, lease_window
 from scheduler.domain.errors import (
+    InfrastructureError,
+    InvalidRequest,
     NoCapacity,
     QueueEntryNotFound,
     QueueEntryNotWaiting,
@@ -35,8 +38,16 @@ from scheduler.domain.queueing import (
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.allocations import place_lease
 from scheduler.services.commands import Grant, Page, PendingLease
-from scheduler.services.planning import PlacementSolver, PlanRequest, plan_requests, weights
+from scheduler.services.planning import (
+    PlacementSolver,
+    PlanRequest,
+    check_satisfiable,
+    plan_requests,
+    weights,
+)
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
 
 USAGE_WINDOW = timedelta(hours=24)
 #: Time a drain's placement plan may take (the drain holds no lock meanwhile).
@@ -116,9 +127,11 @@ async def join_queue(
         InvalidRequest: duration or wait out of range, or a service token without userId.
         Forbidden: a user token acting for somebody else.
         QueueFull: the tenant's or the global cap of waiting entries is reached.
+        Unsatisfiable: no device of the fleet could ever serve the request.
     """
     user_id = acting_user(principal, command.user_id)
     deadline = queue_window(now, command.duration_minutes, command.max_wait_minutes)
+    await check_satisfiable(uow, command.requirements)
     async with uow:
         tenant = await uow.tenants.lock(principal.tenant_id)  # serializes the tenant's cap
         if tenant is None:
@@ -311,24 +324,17 @@ async def drain_queue(
     available device is skipped, and so is every later entry asking for the same thing.
     """
     order = await queue_order(uow_factory(), now=now, policy=policy)
-    planned: dict[uuid.UUID, uuid.UUID] = {}
-    if solver is not None and len(order.entries) > 1:
-        entries = order.entries
-        plan = await plan_requests(
-            uow_factory(),
-            [
-                PlanRequest(e.id, e.requirements, w, str(e.tenant_id))
-                for e, w in zip(
-                    entries, weights([order.priorities[e.id] for e in entries]), strict=True
-                )
-            ],
-            solver=solver,
-            max_time_seconds=DRAIN_SOLVE_SECONDS,
-        )
-        planned = {uuid.UUID(str(k)): uuid.UUID(str(v)) for k, v in plan.assignments.items()}
+    entries = []
+    for entry in order.entries:
+        problem = entry.requirements.out_of_bounds()
+        if problem is None:
+            entries.append(entry)
+        else:
+            await fail_entry(uow_factory(), entry, f"invalid_request: {problem}", now=now)
+    planned = await _plan(uow_factory, entries, order, solver) if solver is not None else {}
     granted: list[tuple[QueueEntry, Grant]] = []
     exhausted: set[str] = set()
-    for entry in order.entries:
+    for entry in entries:
         if max_grants is not None and len(granted) >= max_grants:
             break
         wanted = json.dumps(asdict(entry.requirements), sort_keys=True, default=str)
@@ -345,9 +351,60 @@ async def drain_queue(
             continue
         except QuotaExceeded:
             continue
+        except InvalidRequest as refusal:  # the entry itself cannot be served: it fails
+            await fail_entry(uow_factory(), entry, f"{refusal.code}: {refusal.detail}", now=now)
+            continue
+        except InfrastructureError:
+            raise  # every later grant would fail too; the next wake drains again
+        except Exception:
+            logger.exception("queue entry %s could not be granted; skipped", entry.id)
+            continue
         if grant is not None:
             granted.append((entry, grant))
     return DrainResult(granted, order)
+
+
+async def _plan(
+    uow_factory: UnitOfWorkFactory,
+    entries: list[QueueEntry],
+    order: QueueOrder,
+    solver: PlacementSolver,
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The placement plan's device for each entry (nothing when planning fails: the grants
+    then take the best fit, so a plan is an optimization, never a condition)."""
+    if len(entries) <= 1:
+        return {}
+    try:
+        plan = await plan_requests(
+            uow_factory(),
+            [
+                PlanRequest(e.id, e.requirements, w, str(e.tenant_id))
+                for e, w in zip(
+                    entries, weights([order.priorities[e.id] for e in entries]), strict=True
+                )
+            ],
+            solver=solver,
+            max_time_seconds=DRAIN_SOLVE_SECONDS,
+        )
+    except InfrastructureError:
+        raise
+    except Exception:
+        logger.exception("the drain's placement plan failed; granting by best fit")
+        return {}
+    return {uuid.UUID(str(k)): uuid.UUID(str(v)) for k, v in plan.assignments.items()}
+
+
+async def fail_entry(uow: UnitOfWork, entry: QueueEntry, reason: str, *, now: datetime) -> bool:
+    """Take a waiting entry that can never be served out of the queue, with its reason."""
+    async with uow:
+        held = await uow.queue.lock_waiting(entry.id, EVERYONE)
+        if held is None:
+            return False
+        await uow.queue.end(entry.id, QueueStatus.FAILED, now, reason)
+        await uow.outbox.add([_event(events.QUEUE_FAILED, held, now, reason=reason)])
+        await uow.commit()
+    logger.warning("queue entry %s failed: %s", entry.id, reason)
+    return True
 
 
 async def _grant_entry(

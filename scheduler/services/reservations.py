@@ -30,6 +30,7 @@ from scheduler.domain.reservations import (
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.allocations import place_lease
 from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 
 EVERYONE = Scope(None, None)
@@ -120,9 +121,12 @@ async def create_reservation(
         InvalidRequest: a start in the past or beyond the horizon, a bad duration.
         ReservationConflict: no matching device is free for the window.
         DeviceNotFound: the named device does not exist.
+        Unsatisfiable: no device of the fleet could ever serve the request.
     """
     user_id = acting_user(principal, command.user_id)
     window = booking_window(command.start_time, command.duration_minutes, now=now, rules=rules)
+    if command.device_id is None:
+        await check_satisfiable(uow, command.requirements)
     async with uow:
         device_id = await _book(uow, command.requirements, command.device_id, window, reset)
         reservation = Reservation(

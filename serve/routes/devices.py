@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import StringConstraints
 
+from scheduler.domain import limits
 from scheduler.domain.errors import InvalidRequest, NoCapacity
 from scheduler.services import allocations, fleet, queue
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
@@ -23,6 +25,11 @@ from serve.schemas import (
 )
 
 router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
+
+#: ``key:value`` (FastAPI copies list defaults, so ``[]`` below is safe).
+LabelFilter = Annotated[
+    str, StringConstraints(max_length=limits.MAX_LABEL_KEY + 1 + limits.MAX_LABEL_VALUE)
+]
 
 
 @router.post(
@@ -98,7 +105,7 @@ async def available(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-    label: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    label: Annotated[list[LabelFilter], Query(max_length=limits.MAX_LABELS)] = [],  # noqa: B006
 ) -> DevicePage:
     page = await fleet.list_available_devices(services.uow(), parse_labels(label), limit, cursor)
     return DevicePage(

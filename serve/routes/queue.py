@@ -27,7 +27,7 @@ from serve.schemas import (
 
 router = APIRouter(prefix="/scheduler/queue", tags=["queue"])
 
-Status = Literal["waiting", "fulfilled", "cancelled", "timed_out"]
+Status = Literal["waiting", "fulfilled", "cancelled", "timed_out", "failed"]
 
 
 async def views(services: Services, entries: list[QueueEntry]) -> list[QueueEntryOut]:
@@ -92,6 +92,7 @@ async def stats(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any
         "fulfilled": raw["fulfilled"],
         "cancelled": raw["cancelled"],
         "timedOut": raw["timed_out"],
+        "failed": raw["failed"],
         "averageWaitSeconds": raw["avg_wait_seconds"],
         "maxWaitSeconds": raw["max_wait_seconds"],
     }

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import Field, model_validator
 
+from scheduler.domain import limits
 from scheduler.domain.allocations import (
     DEFAULT_DURATION_MINUTES,
     MAX_DURATION_MINUTES,
@@ -40,10 +41,12 @@ class TolerationIn(Body):
 
 
 class PreferredSpecs(Body):
-    minCpu: float = Field(default=0, ge=0, le=1024)
-    minMemory: int = Field(default=0, ge=0)
-    minStorage: int = Field(default=0, ge=0)
-    androidVersion: str | None = Field(default=None, min_length=1, max_length=16)
+    minCpu: float = Field(default=0, ge=0, le=limits.MAX_DEVICE_CPU_CORES)
+    minMemory: int = Field(default=0, ge=0, le=limits.MAX_DEVICE_MEMORY_MB)
+    minStorage: int = Field(default=0, ge=0, le=limits.MAX_DEVICE_STORAGE_MB)
+    androidVersion: str | None = Field(
+        default=None, min_length=1, max_length=limits.MAX_ANDROID_VERSION
+    )
     labels: Labels = LabelsField
     tolerations: list[TolerationIn] = Field(default_factory=list, max_length=64)
 

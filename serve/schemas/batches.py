@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints
 
 from scheduler.domain.allocations import (
     DEFAULT_DURATION_MINUTES,
@@ -71,14 +71,10 @@ class BatchExtendIn(Body):
 
 
 class BatchQueryIn(Body):
-    userIds: list[str] = Field(min_length=1, max_length=100)
+    userIds: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=100
+    )
     activeOnly: bool = False
-
-    @model_validator(mode="after")
-    def _user_ids(self) -> BatchQueryIn:
-        if any(not 0 < len(u) <= 200 for u in self.userIds):
-            raise ValueError("every userId must be 1 to 200 characters")
-        return self
 
 
 class ItemErrorOut(Out):

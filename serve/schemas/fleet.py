@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from scheduler.domain import limits
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.resources import Resources, Taint
 from scheduler.services.commands import (
@@ -24,16 +25,16 @@ from serve.schemas.base import (
 
 
 class ResourcesIn(Body):
-    cpuCores: float = Field(gt=0, le=1024)
-    memoryMB: int = Field(gt=0, le=16_777_216)
-    storageMB: int = Field(gt=0, le=1_073_741_824)
+    cpuCores: float = Field(gt=0, le=limits.MAX_DEVICE_CPU_CORES)
+    memoryMB: int = Field(gt=0, le=limits.MAX_DEVICE_MEMORY_MB)
+    storageMB: int = Field(gt=0, le=limits.MAX_DEVICE_STORAGE_MB)
 
     def resources(self) -> Resources:
         return Resources(self.cpuCores, self.memoryMB, self.storageMB)
 
 
 class NodeCapacityIn(ResourcesIn):
-    maxDevices: int = Field(gt=0, le=10_000)
+    maxDevices: int = Field(gt=0, le=limits.MAX_NODE_DEVICES)
 
 
 class TaintIn(Body):
@@ -72,7 +73,7 @@ class NodeOut(Out):
     name: str
     status: str
     capacity: NodeCapacityOut
-    labels: Labels
+    labels: dict[str, str]
     taints: list[dict[str, str]]
     host: str
     createdAt: datetime
@@ -102,7 +103,7 @@ class NodeOut(Out):
 
 
 class DeviceSpecIn(ResourcesIn):
-    androidVersion: str = Field(min_length=1, max_length=16)
+    androidVersion: str = Field(min_length=1, max_length=limits.MAX_ANDROID_VERSION)
 
 
 class AddDevicesIn(Body):
@@ -129,7 +130,7 @@ class DeviceOut(Out):
     status: str
     nodeId: uuid.UUID
     spec: DeviceSpecOut
-    labels: Labels
+    labels: dict[str, str]
     adbHost: str
     adbPort: int
 

@@ -55,7 +55,12 @@ def plan_out(plan: Any) -> dict[str, Any]:
             for index, device in sorted(plan.assignments.items())
         ],
         "unplaced": [
-            {"index": index, "binding": u.binding.value, "reason": u.reason}
+            {
+                "index": index,
+                "binding": u.binding.value,
+                "reason": u.reason,
+                "unsatisfiable": u.unsatisfiable,
+            }
             for index, u in sorted(plan.unplaced.items())
         ],
         "objective": plan.objective,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from scheduler.domain import limits
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import (
@@ -22,10 +23,10 @@ from serve.schemas.base import (
 
 
 class QuotaIn(Body):
-    maxDevices: int = Field(ge=0, le=1_000_000)
-    cpuCores: float = Field(ge=0)
-    memoryMB: int = Field(ge=0)
-    storageMB: int = Field(ge=0)
+    maxDevices: int = Field(ge=0, le=limits.MAX_FLEET_DEVICES)
+    cpuCores: float = Field(ge=0, le=limits.MAX_FLEET_CPU_CORES)
+    memoryMB: int = Field(ge=0, le=limits.MAX_FLEET_MEMORY_MB)
+    storageMB: int = Field(ge=0, le=limits.MAX_FLEET_STORAGE_MB)
 
 
 class TenantIn(Body):

@@ -171,11 +171,17 @@ async def test_capacity_and_quota_refusals_have_their_codes(
         headers=auth(token),
         json=in_pool(pool, preferredSpecs={"minCpu": 64}),
     )
-    assert_problem(r, 409, "no_capacity")
+    assert_problem(r, 422, "unsatisfiable")  # no device of the fleet could ever serve it
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
     assert r.status_code == 201
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
     assert_problem(r, 403, "quota_exceeded")
+    other_tenant = await new_tenant(client, admin_token)
+    other = await new_token(client, admin_token, other_tenant["id"], "dora")
+    r = await client.post("/scheduler/devices/allocate", headers=auth(other), json=in_pool(pool))
+    assert r.status_code == 201
+    r = await client.post("/scheduler/devices/allocate", headers=auth(other), json=in_pool(pool))
+    assert_problem(r, 409, "no_capacity")  # matching devices exist, all are leased
     r = await client.post(
         f"/scheduler/nodes/{pool.node['id']}/devices",
         headers=auth(admin_token),

@@ -105,10 +105,12 @@ async def test_a_tainted_node_takes_only_requests_that_tolerate_it(
     await add_devices(client, admin_token, node["id"], 1, 2, "13")
     body = {"durationMinutes": 5, "preferredSpecs": {"labels": label}}
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
-    assert r.status_code == 409
+    # the only devices with that label are on the tainted node: never placeable
+    assert r.status_code == 422 and r.json()["code"] == "unsatisfiable", r.text
+    assert r.json()["constraint"] == "taints" and "dedicated=ci:NoSchedule" in r.json()["detail"]
     body["preferredSpecs"]["tolerations"] = [{"key": "dedicated", "value": "other"}]
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
-    assert r.status_code == 409
+    assert r.status_code == 422 and r.json()["constraint"] == "taints"
     body["preferredSpecs"]["tolerations"] = [{"key": "dedicated", "value": "ci"}]
     r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=body)
     assert r.status_code == 201, r.text

@@ -105,8 +105,8 @@ async def test_allocate_with_queue_if_unavailable_answers_202_with_the_entry(
         headers=auth(token),
         json=in_pool(pool, preferredSpecs={"minCpu": 99}, queueIfUnavailable=True),
     )
-    assert r.status_code == 202 and r.json()["reason"] == "no_matching_device"
-    assert r.json()["estimatedStartAt"] is None
+    # nothing in the fleet could ever serve it: refused at once rather than queued
+    assert r.status_code == 422 and r.json()["code"] == "unsatisfiable", r.text
     await settle(services)
 
 
@@ -239,10 +239,16 @@ async def test_racing_drains_never_grant_one_device_or_entry_twice(
 async def test_the_queue_pushes_back_when_full(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
+    pool = await new_pool(client, admin_token, devices=1)
+    holder = await new_token(
+        client, admin_token, (await new_tenant(client, admin_token))["id"], "h"
+    )
+    r = await client.post("/scheduler/devices/allocate", headers=auth(holder), json=in_pool(pool))
+    assert r.status_code == 201
     tenant = await new_tenant(client, admin_token)
     token = await new_token(client, admin_token, tenant["id"], "flood")
     principal = Principal(uuid.UUID(tenant["id"]), "flood", Role.USER)
-    command = JoinQueue(None, 30, DeviceRequirements(min_cpu=512), 30)
+    command = JoinQueue(None, 30, DeviceRequirements(labels=pool.label), 30)
     for _ in range(2):
         await join_queue(
             services.uow(),
@@ -264,7 +270,7 @@ async def test_the_queue_pushes_back_when_full(
         r = await client.post(
             "/scheduler/queue/join",
             headers=auth(token),
-            json={"durationMinutes": 30, "preferredSpecs": {"minCpu": 512}},
+            json={"durationMinutes": 30, "preferredSpecs": {"labels": pool.label}},
         )
     finally:
         services.queue_limits = limits

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
+from scheduler.domain.errors import Unsatisfiable
 from scheduler.domain.resources import ZERO, DeviceRequirements, Resources, Taint, Toleration
 
 LIMIT = Resources(8.0, 16384, 262_144)
@@ -124,3 +127,43 @@ def test_the_minimum_of_requirements_is_their_resource_floor() -> None:
     requirements = DeviceRequirements(min_cpu=1.5, min_memory_mb=3072, min_storage_mb=8192)
 
     assert requirements.minimum == Resources(1.5, 3072, 8192)
+
+
+@pytest.mark.parametrize(
+    ("requirements", "problem"),
+    [
+        (DeviceRequirements(min_memory_mb=int("9" * 400)), "minMemory must be between"),
+        (DeviceRequirements(min_cpu=float("nan")), "minCpu must be finite"),
+        (DeviceRequirements(min_storage_mb=-1), "minStorage must be between"),
+        (DeviceRequirements(labels={"k" * 64: "v"}), "label keys"),
+        (DeviceRequirements(labels={"k": "v\x00"}), "NUL"),
+        (DeviceRequirements(android_version="1" * 40), "androidVersion"),
+        (DeviceRequirements(tolerations=(Toleration("a\x00"),)), "NUL"),
+    ],
+)
+def test_requirements_beyond_any_fleet_say_why(
+    requirements: DeviceRequirements, problem: str
+) -> None:
+    found = requirements.out_of_bounds()
+
+    assert found is not None and problem in found
+
+
+def test_requirements_within_bounds_have_no_problem() -> None:
+    within = DeviceRequirements(
+        1024, 16_777_216, 1_073_741_824, "14", {"k" * 63: "v" * 253}, (Toleration("gpu"),)
+    )
+
+    assert within.out_of_bounds() is None
+
+
+def test_an_unsatisfiable_request_keeps_its_constraint_across_pickling() -> None:
+    original = Unsatisfiable("no device has ≥ 64 cores; the largest has 8 cores", "cpu")
+
+    restored = pickle.loads(pickle.dumps(original))
+
+    assert (restored.detail, restored.constraint, restored.code) == (
+        original.detail,
+        "cpu",
+        "unsatisfiable",
+    )

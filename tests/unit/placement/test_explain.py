@@ -23,10 +23,10 @@ def unplaced_reason(problem: PlacementProblem, request_id: str) -> tuple[Binding
 NODES = (Node("eu-1", {"region": "eu"}), Node("us-1", {"region": "us"}))
 
 
-def test_a_label_nobody_carries_is_the_binding_constraint() -> None:
-    problem = PlacementProblem(
-        NODES, (Device("d", "us-1", SMALL, "14"),), (Request("r", selector={"region": "ap"}),)
-    )
+def test_a_label_no_available_device_carries_is_the_binding_constraint() -> None:
+    nodes = (*NODES, Node("ap-1", {"region": "ap"}))
+    devices = (Device("d", "us-1", SMALL, "14"), Device("busy", "ap-1", SMALL, state="allocated"))
+    problem = PlacementProblem(nodes, devices, (Request("r", selector={"region": "ap"}),))
 
     assert unplaced_reason(problem, "r") == (
         Binding.LABEL_SELECTOR,
@@ -34,10 +34,44 @@ def test_a_label_nobody_carries_is_the_binding_constraint() -> None:
     )
 
 
-def test_too_few_cores_on_the_matching_nodes_is_the_binding_constraint() -> None:
+def test_a_label_no_device_of_the_fleet_carries_makes_the_request_unsatisfiable() -> None:
+    problem = PlacementProblem(
+        NODES, (Device("d", "us-1", SMALL, "14"),), (Request("r", selector={"region": "ap"}),)
+    )
+
+    plan = solve(problem)
+
+    assert plan.unplaced["r"].unsatisfiable
+    assert (plan.unplaced["r"].binding, plan.unplaced["r"].reason) == (
+        Binding.LABEL_SELECTOR,
+        "no device has label region=ap (region is one of: us)",
+    )
+
+
+def test_too_few_cores_anywhere_in_the_fleet_names_the_largest_device() -> None:
     problem = PlacementProblem(
         NODES,
         (Device("small-eu", "eu-1", SMALL, "14"), Device("large-us", "us-1", LARGE, "14")),
+        (Request("r", minimum=(4.0, 0.0, 0.0), selector={"region": "eu"}),),
+    )
+
+    plan = solve(problem)
+
+    assert plan.unplaced["r"].unsatisfiable
+    assert (plan.unplaced["r"].binding, plan.unplaced["r"].reason) == (
+        Binding.CPU,
+        "no device with label region=eu has ≥ 4 cores; the largest has 2 cores",
+    )
+
+
+def test_too_few_cores_on_the_matching_nodes_is_the_binding_constraint() -> None:
+    problem = PlacementProblem(
+        NODES,
+        (
+            Device("small-eu", "eu-1", SMALL, "14"),
+            Device("large-eu", "eu-1", LARGE, "14", state="allocated"),
+            Device("large-us", "us-1", LARGE, "14"),
+        ),
         (Request("r", minimum=(4.0, 0.0, 0.0), selector={"region": "eu"}),),
     )
 
@@ -60,9 +94,8 @@ def test_too_few_cores_on_the_matching_nodes_is_the_binding_constraint() -> None
 def test_memory_and_storage_minimums_are_named_after_the_cores_they_passed(
     minimum: tuple[float, float, float], binding: Binding, words: str
 ) -> None:
-    problem = PlacementProblem(
-        NODES, (Device("d", "eu-1", SMALL, "14"),), (Request("r", minimum=minimum),)
-    )
+    devices = (Device("d", "eu-1", SMALL, "14"), Device("busy", "eu-1", LARGE, state="allocated"))
+    problem = PlacementProblem(NODES, devices, (Request("r", minimum=minimum),))
 
     found, reason = unplaced_reason(problem, "r")
 
@@ -70,16 +103,30 @@ def test_memory_and_storage_minimums_are_named_after_the_cores_they_passed(
     assert words in reason
 
 
-def test_an_android_version_nobody_runs_is_the_binding_constraint() -> None:
+def test_an_android_version_no_available_device_runs_is_the_binding_constraint() -> None:
     problem = PlacementProblem(
         NODES,
-        (Device("d", "eu-1", SMALL, "13"),),
+        (Device("d", "eu-1", SMALL, "13"), Device("busy", "eu-1", SMALL, "15", state="allocated")),
         (Request("r", android_version="15", selector={"region": "eu"}),),
     )
 
     assert unplaced_reason(problem, "r") == (
         Binding.ANDROID_VERSION,
         "no ready node with label region=eu has an available device running Android 15",
+    )
+
+
+def test_an_android_version_nobody_runs_names_the_versions_there_are() -> None:
+    problem = PlacementProblem(
+        NODES,
+        (Device("d", "eu-1", SMALL, "13"), Device("e", "eu-1", SMALL, "14")),
+        (Request("r", android_version="15", selector={"region": "eu"}),),
+    )
+
+    assert unplaced_reason(problem, "r") == (
+        Binding.ANDROID_VERSION,
+        "no device with label region=eu runs Android 15 (the fleet with label region=eu has"
+        " 13, 14)",
     )
 
 
@@ -100,7 +147,7 @@ def test_an_untolerated_taint_is_the_binding_constraint() -> None:
 def test_without_a_ready_node_or_an_available_device_nothing_else_is_blamed() -> None:
     cordoned = (Node("n", {"region": "eu"}, status="cordoned"),)
     leased = (Node("n", {"region": "eu"}),)
-    request = (Request("r", minimum=(64.0, 0.0, 0.0)),)
+    request = (Request("r", minimum=(1.0, 0.0, 0.0)),)
 
     assert unplaced_reason(
         PlacementProblem(cordoned, (Device("d", "n", SMALL),), request), "r"
@@ -108,6 +155,19 @@ def test_without_a_ready_node_or_an_available_device_nothing_else_is_blamed() ->
     assert unplaced_reason(
         PlacementProblem(leased, (Device("d", "n", SMALL, state="allocated"),), request), "r"
     ) == (Binding.NO_READY_DEVICE, "no ready node has an available device")
+
+
+def test_while_every_device_is_busy_an_unsatisfiable_constraint_is_still_named() -> None:
+    leased = (Node("n", {"region": "eu"}),)
+    request = (Request("r", minimum=(64.0, 0.0, 0.0)),)
+
+    plan = solve(PlacementProblem(leased, (Device("d", "n", SMALL, state="allocated"),), request))
+
+    assert plan.unplaced["r"].unsatisfiable
+    assert (plan.unplaced["r"].binding, plan.unplaced["r"].reason) == (
+        Binding.CPU,
+        "no device has ≥ 64 cores; the largest has 2 cores",
+    )
 
 
 def test_devices_held_by_higher_priority_requests_are_named_as_such() -> None:
