@@ -27,6 +27,12 @@ from serve.app import create_app
 IN_CI = bool(os.environ.get("CI"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests run last: their Ray cluster (a session fixture) then never shares
+    the machine's two cores with the timing-sensitive integration tests."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 

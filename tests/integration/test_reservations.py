@@ -268,11 +268,19 @@ async def test_a_booking_starts_once_with_two_housekeepers_and_becomes_a_lease(
         )
         for i in range(2)
     ]
-    for second in range(3):  # ticks one second apart (the job ledger's tick)
+    for second in range(10):  # ticks one second apart (the job ledger's tick)
         now = services.clock() + timedelta(seconds=second)
         await asyncio.gather(*(k.tick(now) for k in keepers))
         await services.lifecycle.drain()  # type: ignore[attr-defined]  # the pre-warm reset
         await asyncio.sleep(0.05)
+        started = await run_sql(
+            services,
+            "SELECT count(*) AS n FROM reservations WHERE id = ANY(%(ids)s::uuid[])"
+            " AND status <> 'pending'",
+            {"ids": ids},
+        )
+        if second >= 2 and started[0]["n"] == len(ids):
+            break
     for booking_id in ids:
         r = (await client.get(f"/scheduler/reservations/{booking_id}", headers=auth(token))).json()
         assert r["status"] == "active" and r["allocationId"], r
