@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from scheduler.config import Settings
 
@@ -43,13 +45,30 @@ def run_cli(
 
 
 @pytest.fixture(scope="session")
-def fleet(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+def e2e_database_url(server_urls: tuple[str, str]) -> Iterator[str]:
+    """An empty database of its own: ``up`` migrates it, and the nodes the integration tests
+    registered elsewhere never become this cluster's node actors."""
+    base = server_urls[0].replace("postgresql+psycopg://", "postgresql://")
+    name = f"phonefleet_e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def fleet(
+    settings: Settings, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningFleet]:
     data_dir = tmp_path_factory.mktemp("fleet")
     token = "pf_e2e_" + secrets.token_urlsafe(16)
     env = {
         **os.environ,
         "PHONEFLEET_DATA_DIR": str(data_dir),
-        "PHONEFLEET_DATABASE_URL": str(settings.database_url),
+        "PHONEFLEET_DATABASE_URL": e2e_database_url,
         "PHONEFLEET_REDIS_URL": str(settings.redis_url),
         "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
         "PHONEFLEET_ADMIN_TOKEN": token,
@@ -61,7 +80,8 @@ def fleet(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     up = run_cli(env, "up", "--demo")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        yield RunningFleet(f"http://127.0.0.1:{E2E_HTTP_PORT}", token, data_dir, env, settings)
+        own = settings.model_copy(update={"database_url": e2e_database_url})
+        yield RunningFleet(f"http://127.0.0.1:{E2E_HTTP_PORT}", token, data_dir, env, own)
     finally:
         down = run_cli(env, "down")
         print(down.stdout, down.stderr)
