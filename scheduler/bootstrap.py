@@ -7,6 +7,7 @@ Nothing here runs at import time; each entrypoint (Serve replica, actor, CLI, te
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,14 +19,17 @@ from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
-from scheduler.domain.queueing import QueuePolicy
+from scheduler.domain.queueing import QueueLimits, QueuePolicy
 from scheduler.domain.reservations import BookingRules
+from scheduler.services.command_path import CommandConfig, CommandPath
+from scheduler.services.handlers import ROUTES
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
-from scheduler.services.planning import PlacementSolver
 from scheduler.services.ports import DeviceDriver, DeviceLifecycle, QueueDispatcher, UnitOfWork
-from scheduler.services.queue import QueueLimits
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
+
+#: The exit code of a process the fault hook killed.
+CRASH_EXIT_CODE = 75
 
 
 def utc_now() -> datetime:
@@ -42,11 +46,9 @@ class Services:
     events: RedisEventStream
     lifecycle: DeviceLifecycle
     queue: QueueDispatcher
-    queue_policy: QueuePolicy
-    queue_limits: QueueLimits
-    solver: PlacementSolver
-    booking_rules: BookingRules
+    config: CommandConfig
     authenticator: TokenAuthenticator
+    commands: CommandPath
     clock: Callable[[], datetime]
 
     def uow(self) -> UnitOfWork:
@@ -66,6 +68,20 @@ class Services:
     async def close(self) -> None:
         await self.redis.aclose()
         await self.database.close()
+
+
+def exit_after_commit(command_names: list[str]) -> Callable[[object], None] | None:
+    """The crash tests' fault hook: the process dies (``os._exit``, no cleanup) right after
+    the commit of a command named in ``command_names``, before its effects and its answer."""
+    if not command_names:
+        return None
+    names = frozenset(command_names)
+
+    def hook(command: object) -> None:
+        if type(command).__name__ in names:
+            os._exit(CRASH_EXIT_CODE)
+
+    return hook
 
 
 def build_driver(settings: Settings) -> DeviceDriver:
@@ -101,6 +117,27 @@ def build_services(
     lifecycle = lifecycle or InProcessDeviceLifecycle(
         NodeAgent(uow, build_driver(settings), clock, on_ready=queue.wake)
     )
+    booking_rules = BookingRules(
+        horizon=timedelta(days=settings.booking_horizon_days),
+        prewarm=timedelta(seconds=settings.prewarm_seconds),
+    )
+    config = CommandConfig(
+        queue_policy=policy,
+        queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
+        booking_rules=booking_rules,
+        reset=timedelta(seconds=settings.device_reset_seconds),
+        default_host=settings.adb_host,
+        solver=solve,
+    )
+    commands = CommandPath(
+        uow,
+        ROUTES,
+        config=config,
+        lifecycle=lifecycle,
+        queue=queue,
+        clock=clock,
+        after_commit=exit_after_commit(settings.fault_exit_after_commit),
+    )
     return Services(
         settings=settings,
         database=database,
@@ -108,13 +145,8 @@ def build_services(
         events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
         lifecycle=lifecycle,
         queue=queue,
-        queue_policy=policy,
-        queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
+        config=config,
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
-        solver=solve,
-        booking_rules=BookingRules(
-            horizon=timedelta(days=settings.booking_horizon_days),
-            prewarm=timedelta(seconds=settings.prewarm_seconds),
-        ),
+        commands=commands,
         clock=clock,
     )

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     booking_horizon_days: int = 30
     prewarm_seconds: float = 120.0
 
+    #: Fault injection for the crash tests only: the process exits right after committing
+    #: a command of these names (e.g. ``["AllocateDevice"]``), before answering.
+    fault_exit_after_commit: list[str] = Field(default_factory=list)
+
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0
     job_tick_retention_seconds: float = 3600.0

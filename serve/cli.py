@@ -439,7 +439,8 @@ def _create_api_token(settings: Settings, *, tenant: str, user: str, role: str) 
     """Issue a token as the operator (who holds the database) would through the admin API."""
     from scheduler.domain.errors import SchedulerError
     from scheduler.domain.identity import Principal, Role
-    from scheduler.services.tenancy import ADMIN_USER, create_token, find_tenant
+    from scheduler.services.commands import CreateToken
+    from scheduler.services.tenancy import ADMIN_USER, find_tenant
 
     try:
         token_role = Role(role)
@@ -450,9 +451,8 @@ def _create_api_token(settings: Settings, *, tenant: str, user: str, role: str) 
     async def issue(services: Services) -> str:
         found = await find_tenant(services.uow(), tenant)
         operator = Principal(found.id, ADMIN_USER, Role.ADMIN)
-        return await create_token(
-            services.uow(), operator, found.id, user, token_role, now=services.clock()
-        )
+        handled = await services.commands.handle(CreateToken(found.id, user, token_role), operator)
+        return str(handled.result.token)
 
     try:
         return _run_with_services(settings, issue)

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
+
+from scheduler.services.command_path import run_unit
+from scheduler.services.commands import Release
+from scheduler.services.leases import end_due_allocations
 
 
 def auth(token: str) -> dict[str, str]:
@@ -118,6 +123,17 @@ def in_pool(pool: Pool, **body: Any) -> dict[str, Any]:
     specs = dict(body.pop("preferredSpecs", {}))
     specs["labels"] = {**specs.get("labels", {}), **pool.label}
     return {"durationMinutes": 30, **body, "preferredSpecs": specs}
+
+
+async def expire_due(services: Any, *, now: datetime) -> list[Release]:
+    """Run the expiry job's work now (as the housekeeper does, without its ledger tick)."""
+    return await run_unit(
+        services.uow,
+        end_due_allocations,
+        now=now,
+        lifecycle=services.lifecycle,
+        queue=services.queue,
+    )
 
 
 async def run_sql(services: Any, query: str, params: dict[str, Any] | None = None) -> list[Any]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from scheduler.domain.events import Event
+from scheduler.domain.events import EventRecord
 
 
 class RedisEventStream:
@@ -19,7 +19,7 @@ class RedisEventStream:
         self._stream = stream
         self._maxlen = maxlen
 
-    async def publish(self, events: Sequence[tuple[int, Event]]) -> None:
+    async def publish(self, events: Sequence[tuple[int, EventRecord]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for seq, event in events:
                 pipe.xadd(

@@ -8,12 +8,12 @@ from datetime import datetime
 from psycopg.types.json import Jsonb
 
 from scheduler.adapters.sql_base import SqlRepository
-from scheduler.domain.events import Event
+from scheduler.domain.events import DomainEvent, EventRecord, record_of
 
 
 class SqlOutboxRepository(SqlRepository):
-    async def add(self, events: Sequence[Event]) -> None:
-        for event in events:
+    async def add(self, events: Sequence[DomainEvent]) -> None:
+        for event in map(record_of, events):
             await self._send(
                 "INSERT INTO outbox_events (event_id, type, aggregate_id, payload, occurred_at)"
                 " VALUES (%(id)s, %(type)s, %(aggregate_id)s, %(payload)s, %(at)s)",
@@ -26,7 +26,7 @@ class SqlOutboxRepository(SqlRepository):
                 },
             )
 
-    async def claim_unrelayed(self, limit: int) -> list[tuple[int, Event]]:
+    async def claim_unrelayed(self, limit: int) -> list[tuple[int, EventRecord]]:
         rows = await self._rows(
             "SELECT seq, event_id, type, aggregate_id, payload, occurred_at FROM outbox_events"
             " WHERE relayed_at IS NULL ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
@@ -35,7 +35,9 @@ class SqlOutboxRepository(SqlRepository):
         return [
             (
                 r["seq"],
-                Event(r["type"], r["aggregate_id"], r["payload"], r["occurred_at"], r["event_id"]),
+                EventRecord(
+                    r["type"], r["aggregate_id"], r["payload"], r["occurred_at"], r["event_id"]
+                ),
             )
             for r in rows
         ]

@@ -60,9 +60,9 @@ WITH claimed AS (
     RETURNING t.id
 ), granted AS (
     INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at, expires_at,
-        cpu_cores, memory_mb, storage_mb, idempotency_key)
+        cpu_cores, memory_mb, storage_mb)
     SELECT %(id)s, c.id, %(tenant_id)s, %(user_id)s, 'active', %(at)s, %(expires_at)s,
-        c.cpu_cores, c.memory_mb, c.storage_mb, %(key)s
+        c.cpu_cores, c.memory_mb, c.storage_mb
     FROM claimed c, charged
     RETURNING id
 )
@@ -119,34 +119,12 @@ class SqlAllocationRepository(SqlRepository):
                     "user_id": lease.user_id,
                     "at": lease.allocated_at,
                     "expires_at": lease.expires_at,
-                    "key": lease.idempotency_key,
                     "lease_end": lease.expires_at,
                 },
             )
             if row is not None:
                 return device_from_row(row), bool(row["granted"])
         raise AssertionError("unreachable")
-
-    async def add(self, allocation: Allocation, idempotency_key: str | None) -> None:
-        await self._send(
-            "INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at,"
-            " expires_at, cpu_cores, memory_mb, storage_mb, idempotency_key) VALUES (%(id)s,"
-            " %(device_id)s, %(tenant_id)s, %(user_id)s, %(status)s, %(allocated_at)s,"
-            " %(expires_at)s, %(cpu)s, %(mem)s, %(sto)s, %(key)s)",
-            {
-                "id": allocation.id,
-                "device_id": allocation.device_id,
-                "tenant_id": allocation.tenant_id,
-                "user_id": allocation.user_id,
-                "status": allocation.status.value,
-                "allocated_at": allocation.allocated_at,
-                "expires_at": allocation.expires_at,
-                "cpu": allocation.resources.cpu_cores,
-                "mem": allocation.resources.memory_mb,
-                "sto": allocation.resources.storage_mb,
-                "key": idempotency_key,
-            },
-        )
 
     async def get(
         self, allocation_id: uuid.UUID, scope: Scope, *, lock: bool = False

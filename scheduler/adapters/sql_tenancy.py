@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -12,18 +12,13 @@ from scheduler.adapters.sql_base import Row, SqlRepository
 from scheduler.domain.identity import Principal, Role
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
-from scheduler.services.ports import StoredKey
+from scheduler.services.ports import StoredOutcome
 
 #: ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it does not conflict with the key-share locks
 #: that foreign-key checks take (a release inserting its usage record), so an allocate that
 #: holds the tenant never waits on a release, and the two cannot deadlock.
-#: How long a claim may stay "in progress" before a retry takes it over.
-ABANDONED_CLAIM = timedelta(minutes=5)
-
 LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR NO KEY UPDATE"
 KEY_WHERE = "tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s AND key = %(key)s"
-#: Inserts a claim tries when the row it collided with keeps vanishing before it is read.
-CLAIM_ATTEMPTS = 3
 
 
 def tenant_from_row(row: Row) -> Tenant:
@@ -124,13 +119,19 @@ class SqlTenantRepository(SqlRepository):
 
 class SqlTokenRepository(SqlRepository):
     async def add(
-        self, token_hash: bytes, tenant_id: uuid.UUID, user_id: str, role: Role, now: datetime
+        self,
+        token_id: uuid.UUID,
+        token_hash: bytes,
+        tenant_id: uuid.UUID,
+        user_id: str,
+        role: Role,
+        now: datetime,
     ) -> None:
         await self._send(
             "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at)"
             " VALUES (%(id)s, %(hash)s, %(tenant_id)s, %(user_id)s, %(role)s, %(now)s)",
             {
-                "id": uuid.uuid4(),
+                "id": token_id,
                 "hash": token_hash,
                 "tenant_id": tenant_id,
                 "user_id": user_id,
@@ -149,11 +150,12 @@ class SqlTokenRepository(SqlRepository):
 
 
 class SqlIdempotencyRepository(SqlRepository):
-    async def begin(
+    async def claim(
         self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
-    ) -> tuple[str, str | None, dict[str, Any] | None] | None:
-        """Insert the key; a concurrent first request holding it makes this wait for its
-        outcome, so a retry sees either the committed result or a free key."""
+    ) -> StoredOutcome | None:
+        """Insert the key in this transaction; ``None`` when this call claimed it. A first
+        request whose claim is not committed yet makes this wait for its end: its committed
+        outcome comes back, or, when it rolled back, this call claims the key."""
         params = {
             "tenant_id": principal.tenant_id,
             "user_id": principal.user_id,
@@ -172,97 +174,28 @@ class SqlIdempotencyRepository(SqlRepository):
         if claimed is not None:
             return None
         row = await self._row(
-            "SELECT operation, request_hash, response_body FROM idempotency_keys"
-            " WHERE tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s"
-            " AND key = %(key)s",
+            f"SELECT operation, request_hash, outcome FROM idempotency_keys WHERE {KEY_WHERE}",
             params,
         )
-        assert row is not None
-        return row["operation"], row["request_hash"], row["response_body"]
+        if row is None:  # pruned between the insert and the read: claim it again
+            return await self.claim(principal, key, operation, request_hash, now)
+        return StoredOutcome(row["operation"], row["request_hash"], row["outcome"])
 
-    async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None:
+    async def store(self, principal: Principal, key: str, outcome: dict[str, Any]) -> None:
         await self._send(
-            "UPDATE idempotency_keys SET response_status = 201, response_body = %(body)s"
-            " WHERE tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s"
-            " AND key = %(key)s",
+            f"UPDATE idempotency_keys SET outcome = %(outcome)s WHERE {KEY_WHERE}",
             {
                 "tenant_id": principal.tenant_id,
                 "user_id": principal.user_id,
                 "key": key,
-                "body": Jsonb(result),
-            },
-        )
-
-    async def claim(
-        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
-    ) -> StoredKey | None:
-        """Insert the key as "in progress" (no response). A first request whose insert is
-        not committed yet makes this wait for its outcome; a row deleted between the insert
-        and the read (its claim was dropped) is claimed again."""
-        params = {
-            "tenant_id": principal.tenant_id,
-            "user_id": principal.user_id,
-            "key": key,
-            "operation": operation,
-            "hash": request_hash,
-            "now": now,
-        }
-        # A claim left "in progress" by a process that died mid-request is taken over.
-        await self._send(
-            f"DELETE FROM idempotency_keys WHERE {KEY_WHERE} AND response_status IS NULL"
-            " AND created_at < %(abandoned)s",
-            {**params, "abandoned": now - ABANDONED_CLAIM},
-        )
-        for _ in range(CLAIM_ATTEMPTS):
-            claimed = await self._row(
-                "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
-                " request_hash, created_at) VALUES (%(tenant_id)s, %(user_id)s, %(key)s,"
-                " %(operation)s, %(hash)s, %(now)s)"
-                " ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key",
-                params,
-            )
-            if claimed is not None:
-                return None
-            row = await self._row(
-                "SELECT operation, request_hash, response_status, response_body"
-                f" FROM idempotency_keys WHERE {KEY_WHERE}",
-                params,
-            )
-            if row is not None:
-                return StoredKey(
-                    row["operation"],
-                    row["request_hash"],
-                    row["response_status"],
-                    row["response_body"],
-                )
-        # claimed and dropped again and again: report it as still in progress
-        return StoredKey(operation, request_hash, None, None)
-
-    async def store_response(
-        self, principal: Principal, key: str, status: int, body: dict[str, Any]
-    ) -> None:
-        await self._send(
-            "UPDATE idempotency_keys SET response_status = %(status)s,"
-            f" response_body = %(body)s WHERE {KEY_WHERE} AND response_status IS NULL",
-            {
-                "tenant_id": principal.tenant_id,
-                "user_id": principal.user_id,
-                "key": key,
-                "status": status,
-                "body": Jsonb(body),
+                "outcome": Jsonb(outcome),
             },
         )
 
     async def prune(self, before: datetime) -> int:
-        """Forget keys answered before ``before`` (retries are expected within hours)."""
+        """Forget keys claimed before ``before`` (retries are expected within hours)."""
         rows = await self._rows(
             "DELETE FROM idempotency_keys WHERE created_at < %(before)s RETURNING key",
             {"before": before},
         )
         return len(rows)
-
-    async def drop_claim(self, principal: Principal, key: str) -> None:
-        await self._send(
-            f"DELETE FROM idempotency_keys WHERE {KEY_WHERE} AND response_status IS NULL",
-            {"tenant_id": principal.tenant_id, "user_id": principal.user_id, "key": key},
-        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
@@ -143,3 +144,16 @@ class SqlUnitOfWork:
         assert self._connection is not None, "commit() outside 'async with'"
         with translate_db_errors():
             await self._connection.commit()
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: an error leaving the block rolls back what ran in it (and
+        propagates); the outer transaction goes on."""
+        connection = self._connection
+        assert connection is not None, "savepoint() outside 'async with'"
+        with translate_db_errors():
+            if connection.info.transaction_status == TransactionStatus.IDLE:
+                # psycopg would take the block for the outer transaction: begin that first.
+                await connection.execute("SELECT 1")
+            async with connection.transaction():
+                yield

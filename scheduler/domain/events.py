@@ -1,56 +1,404 @@
-"""Outbox events: every state change is recorded as one, in the same transaction."""
+"""Outbox events: one frozen dataclass per event type, each a past-tense fact written in the
+transaction of the change it records, and one serializer (``record_of``) that turns them into
+the ``EventRecord`` the outbox stores and the relay publishes (payload keys in camelCase).
+
+``docs/events.md`` lists every type with its payload; ``catalogue()`` writes that page.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-ALLOCATION_GRANTED = "allocation.granted"
-ALLOCATION_RELEASED = "allocation.released"
-ALLOCATION_EXPIRED = "allocation.expired"
-ALLOCATION_REVOKED = "allocation.revoked"
-ALLOCATION_EXTENDED = "allocation.extended"
-ALLOCATION_EXPIRING = "allocation.expiring"
-PREEMPTION_NOTICE = "allocation.preemption_notice"
-PREEMPTION_CANCELLED = "allocation.preemption_cancelled"
-DEVICE_PROVISIONED = "device.provisioned"
-DEVICE_RESET_STARTED = "device.reset_started"
-DEVICE_READY = "device.ready"
-NODE_REGISTERED = "node.registered"
-NODE_CORDONED = "node.cordoned"
-NODE_UNCORDONED = "node.uncordoned"
-TENANT_CREATED = "tenant.created"
-TENANT_UPDATED = "tenant.updated"
-STRATEGY_CHANGED = "scheduler.strategy_changed"
-RESERVATION_CREATED = "reservation.created"
-RESERVATION_UPDATED = "reservation.updated"
-RESERVATION_CANCELLED = "reservation.cancelled"
-RESERVATION_REMINDER = "reservation.reminder"
-RESERVATION_PREWARM = "reservation.prewarm_started"
-RESERVATION_ACTIVATED = "reservation.activated"
-RESERVATION_MOVED = "reservation.moved"
-RESERVATION_FAILED = "reservation.failed"
-QUEUE_JOINED = "queue.joined"
-QUEUE_FULFILLED = "queue.fulfilled"
-QUEUE_CANCELLED = "queue.cancelled"
-QUEUE_TIMED_OUT = "queue.timed_out"
-QUEUE_FAILED = "queue.failed"
-
-ENDED_EVENT = {
-    "released": ALLOCATION_RELEASED,
-    "expired": ALLOCATION_EXPIRED,
-    "revoked": ALLOCATION_REVOKED,
-}
+from scheduler.domain import codec
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    """A past-tense fact with a stable id, relayed at least once to the event stream."""
+class EventRecord:
+    """An event as the outbox stores it and the stream carries it: a stable id, its type,
+    the id of the aggregate it is about, and its JSON payload."""
 
     type: str
     aggregate_id: str
     payload: dict[str, Any]
     occurred_at: datetime
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainEvent:
+    """A fact. ``TYPE`` is its name on the stream; ``AGGREGATE`` names the field whose value
+    is the aggregate id (``None``: the scheduler itself)."""
+
+    TYPE: ClassVar[str]
+    AGGREGATE: ClassVar[str | None]
+    occurred_at: datetime
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def aggregate_id(self) -> str:
+        return "scheduler" if self.AGGREGATE is None else str(getattr(self, self.AGGREGATE))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+ENVELOPE_FIELDS = frozenset({"occurred_at", "id"})
+
+
+def payload_fields(kind: type[DomainEvent]) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(kind) if f.name not in ENVELOPE_FIELDS]
+
+
+def record_of(event: DomainEvent) -> EventRecord:
+    """The serializer: the event as the outbox stores it."""
+    payload = {
+        _camel(f.name): codec.dump(getattr(event, f.name)) for f in payload_fields(type(event))
+    }
+    return EventRecord(event.TYPE, event.aggregate_id, payload, event.occurred_at, event.id)
+
+
+# ---- leases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationGranted(DomainEvent):
+    TYPE = "allocation.granted"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    device_id: uuid.UUID
+    node_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationEnded(DomainEvent):
+    """A lease ended; the usage record billed it to the second."""
+
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    device_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    ended_at: datetime
+    reason: str
+    duration_seconds: int
+    usage_record_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationReleased(AllocationEnded):
+    TYPE = "allocation.released"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationExpired(AllocationEnded):
+    TYPE = "allocation.expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationRevoked(AllocationEnded):
+    TYPE = "allocation.revoked"
+
+
+#: The event of a lease that ended in each status.
+ENDED_EVENT: dict[str, type[AllocationEnded]] = {
+    "released": AllocationReleased,
+    "expired": AllocationExpired,
+    "revoked": AllocationRevoked,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationExtended(DomainEvent):
+    TYPE = "allocation.extended"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    user_id: str
+    tenant_id: uuid.UUID
+    additional_minutes: int
+    expires_at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationExpiring(DomainEvent):
+    TYPE = "allocation.expiring"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    user_id: str
+    tenant_id: uuid.UUID
+    expires_at: datetime
+    seconds_left: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreemptionNoticed(DomainEvent):
+    TYPE = "allocation.preemption_notice"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    device_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    revoke_at: datetime
+    queue_entry_id: uuid.UUID
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreemptionCancelled(DomainEvent):
+    TYPE = "allocation.preemption_cancelled"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    user_id: str
+    tenant_id: uuid.UUID
+    queue_entry_id: uuid.UUID
+
+
+# ---- devices and nodes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceEvent(DomainEvent):
+    AGGREGATE = "device_id"
+    device_id: uuid.UUID
+    node_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceProvisioned(DeviceEvent):
+    TYPE = "device.provisioned"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceResetStarted(DeviceEvent):
+    TYPE = "device.reset_started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceReady(DeviceEvent):
+    TYPE = "device.ready"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRegistered(DomainEvent):
+    TYPE = "node.registered"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeCordoned(DomainEvent):
+    TYPE = "node.cordoned"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeUncordoned(DomainEvent):
+    TYPE = "node.uncordoned"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+
+
+# ---- tenants, tokens, settings -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantCreated(DomainEvent):
+    TYPE = "tenant.created"
+    AGGREGATE = "tenant_id"
+    tenant_id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantUpdated(DomainEvent):
+    TYPE = "tenant.updated"
+    AGGREGATE = "tenant_id"
+    tenant_id: uuid.UUID
+    tier: str
+    max_devices: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenIssued(DomainEvent):
+    """A bearer token was issued (its secret is never in any event)."""
+
+    TYPE = "token.issued"
+    AGGREGATE = "token_id"
+    token_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyChanged(DomainEvent):
+    TYPE = "scheduler.strategy_changed"
+    AGGREGATE = None
+    strategy: str
+
+
+# ---- reservations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationEvent(DomainEvent):
+    AGGREGATE = "reservation_id"
+    reservation_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    device_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationCreated(ReservationEvent):
+    TYPE = "reservation.created"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationUpdated(ReservationEvent):
+    TYPE = "reservation.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationCancelled(ReservationEvent):
+    TYPE = "reservation.cancelled"
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationReminded(ReservationEvent):
+    TYPE = "reservation.reminder"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationPrewarmStarted(ReservationEvent):
+    TYPE = "reservation.prewarm_started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationActivated(ReservationEvent):
+    TYPE = "reservation.activated"
+    allocation_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationMoved(ReservationEvent):
+    TYPE = "reservation.moved"
+    allocation_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationFailed(ReservationEvent):
+    TYPE = "reservation.failed"
+    reason: str
+
+
+# ---- the queue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueEvent(DomainEvent):
+    AGGREGATE = "queue_entry_id"
+    queue_entry_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueJoined(QueueEvent):
+    TYPE = "queue.joined"
+    tier: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueFulfilled(QueueEvent):
+    TYPE = "queue.fulfilled"
+    allocation_id: uuid.UUID
+    device_id: uuid.UUID
+    waited_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCancelled(QueueEvent):
+    TYPE = "queue.cancelled"
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueTimedOut(QueueEvent):
+    TYPE = "queue.timed_out"
+    deadline_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueFailed(QueueEvent):
+    TYPE = "queue.failed"
+    reason: str
+
+
+def event_types() -> list[type[DomainEvent]]:
+    """Every concrete event class (one per type), in the order of this module."""
+    return [
+        value
+        for value in globals().values()
+        if isinstance(value, type) and issubclass(value, DomainEvent) and "TYPE" in vars(value)
+    ]
+
+
+def _json_type(hint: Any) -> str:
+    text = {
+        uuid.UUID: "uuid",
+        datetime: "instant (ISO 8601)",
+        str: "string",
+        int: "integer",
+        float: "number",
+    }
+    options = typing.get_args(hint) or (hint,)
+    names = [text.get(o, "null" if o is type(None) else str(o)) for o in options]
+    return " or ".join(names)
+
+
+def catalogue() -> str:
+    """``docs/events.md``: every event type with its payload."""
+    lines = [
+        "# Events",
+        "",
+        "Every state change writes its events to the outbox in the same transaction; the",
+        "housekeeper relays them, at least once and in order, to the Redis stream",
+        "`phonefleet:events`. Each stream entry carries `event_id` (stable: drop duplicates",
+        "by it), `seq`, `type`, `aggregate_id`, `occurred_at` and `payload` (JSON, below).",
+        "",
+        "Generated from `scheduler/domain/events.py` (`catalogue()`); a test keeps it current.",
+        "",
+    ]
+    for kind in event_types():
+        hints = typing.get_type_hints(kind)
+        doc = (kind.__doc__ or "").strip().splitlines()[0] if kind.__doc__ else ""
+        about = "the scheduler" if kind.AGGREGATE is None else f"`{_camel(kind.AGGREGATE)}`"
+        lines += [f"## `{kind.TYPE}`", ""]
+        if doc and not doc.startswith(kind.__name__ + "("):
+            lines += [doc, ""]
+        lines += [f"Aggregate: {about}.", "", "| field | type |", "|---|---|"]
+        lines += [
+            f"| `{_camel(f.name)}` | {_json_type(hints[f.name])} |" for f in payload_fields(kind)
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m scheduler.domain.events > docs/events.md
+    print(catalogue(), end="")

@@ -37,6 +37,10 @@ class Principal:
         return self.role is Role.ADMIN
 
 
+#: The scheduler itself, as the actor of its own jobs (expiry, timeouts, bookings).
+SYSTEM = Principal(uuid.UUID(int=0), "system", Role.ADMIN)
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Rows a principal may see: ``None`` means no restriction on that column."""

@@ -82,6 +82,14 @@ class QueuePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Backpressure: waiting entries per tenant and in all."""
+
+    per_tenant: int = 100
+    total: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class QueueEntry:
     id: uuid.UUID
     tenant_id: uuid.UUID

@@ -21,21 +21,25 @@ from scheduler.domain.errors import (
     NotFound,
     SchedulerError,
 )
-from scheduler.domain.extensions import ExtensionInfo
 from scheduler.domain.identity import Principal, acting_user, scope_of
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.allocations import place_lease, release_allocation
+from scheduler.services.allocations import release_allocation
+from scheduler.services.command_path import Unit
 from scheduler.services.commands import (
     AllocateDevice,
     AllocationFilter,
+    ExtendAllocation,
+    Extended,
     Grant,
     Page,
     PendingLease,
     Release,
+    ReleaseAllocation,
 )
 from scheduler.services.extensions import extend_allocation
-from scheduler.services.planning import PlacementSolver, PlanRequest, plan_requests
-from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
+from scheduler.services.leases import place_lease
+from scheduler.services.planning import PlanRequest, plan, read_fleet
+from scheduler.services.ports import UnitOfWork
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -69,6 +73,17 @@ class AllocateBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseBatch:
+    allocation_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendBatch:
+    allocation_ids: tuple[uuid.UUID, ...]
+    additional_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ItemOutcome(Generic[T]):
     """The answer to one item of a batch: its value, or the error that refused it."""
 
@@ -79,6 +94,19 @@ class ItemOutcome(Generic[T]):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcomes(Generic[T]):
+    """Every item's answer, in the batch's order; ``atomic``: all or none was granted."""
+
+    items: list[ItemOutcome[T]]
+    atomic: bool = False
+
+    @property
+    def refused(self) -> bool:
+        """An all-or-nothing batch that granted nothing."""
+        return self.atomic and any(o.error is not None for o in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,33 +137,26 @@ def _items(
         except SchedulerError as error:
             refused[index] = error
             continue
-        lease = PendingLease(
-            uuid.uuid4(), principal.tenant_id, user_id, allocated_at, expires_at, None
-        )
+        lease = PendingLease(uuid.uuid4(), principal.tenant_id, user_id, allocated_at, expires_at)
         items.append(_Item(index, lease, item.requirements))
     return items, refused
 
 
-async def _plan(
-    uow_factory: UnitOfWorkFactory,
-    principal: Principal,
-    items: Sequence[_Item],
-    *,
-    spread: bool,
-    solver: PlacementSolver | None,
-) -> _Plan:
+async def _plan(unit: Unit, items: Sequence[_Item], *, spread: bool) -> _Plan:
+    solver = unit.config.solver
     if solver is None or not items:
         return _Plan({}, {}, spread)
     group = f"batch-{uuid.uuid4().hex}" if spread else None
-    plan = await plan_requests(
-        uow_factory(),
-        [PlanRequest(i.index, i.requirements, 1, str(principal.tenant_id), group) for i in items],
+    tenant = str(unit.principal.tenant_id)
+    chosen = await plan(
+        await read_fleet(unit.uow),
+        [PlanRequest(i.index, i.requirements, 1, tenant, group) for i in items],
         solver=solver,
         max_time_seconds=BATCH_SOLVE_SECONDS,
     )
     return _Plan(
-        {_index(k): uuid.UUID(str(v)) for k, v in plan.assignments.items()},
-        {_index(k): u.reason for k, u in plan.unplaced.items()},
+        {_index(k): uuid.UUID(str(v)) for k, v in chosen.assignments.items()},
+        {_index(k): u.reason for k, u in chosen.unplaced.items()},
         spread,
     )
 
@@ -145,8 +166,8 @@ def _index(request_id: Hashable) -> int:
     return request_id
 
 
-async def _place(uow: UnitOfWork, item: _Item, plan: _Plan, used_nodes: set[uuid.UUID]) -> Grant:
-    """Inside the caller's transaction: the item's planned device first, else the best fit;
+async def _place(unit: Unit, item: _Item, plan: _Plan, used_nodes: set[uuid.UUID]) -> Grant:
+    """Inside the unit's transaction: the item's planned device first, else the best fit;
     with anti-affinity only on a node no other item of the batch has.
 
     Raises:
@@ -155,7 +176,7 @@ async def _place(uow: UnitOfWork, item: _Item, plan: _Plan, used_nodes: set[uuid
     planned = plan.devices.get(item.index)
     if plan.spread and planned is None:
         raise NoCapacity(plan.reasons.get(item.index) or "no device on a node of its own")
-    grant = await place_lease(uow, item.lease, item.requirements, [planned] if planned else [])
+    grant = await place_lease(unit, item.lease, item.requirements, [planned] if planned else [])
     if plan.spread:
         if grant.device.node_id in used_nodes:
             raise NoCapacity("no available device on a node this batch does not use yet")
@@ -163,108 +184,93 @@ async def _place(uow: UnitOfWork, item: _Item, plan: _Plan, used_nodes: set[uuid
     return grant
 
 
-async def allocate_batch(
-    uow_factory: UnitOfWorkFactory,
-    principal: Principal,
-    command: AllocateBatch,
-    *,
-    now: datetime,
-    solver: PlacementSolver | None,
-) -> list[ItemOutcome[Grant]]:
+class _Undo(Exception):
+    """Raised inside a savepoint to roll an all-or-nothing batch back."""
+
+
+async def allocate_batch(command: AllocateBatch, unit: Unit) -> BatchOutcomes[Grant]:
     """Lease a device for every item, placed by one plan over the whole batch: each item
     claims its planned device first and falls back to the best fit (items the plan placed
     go first, so the items it could not place do not take their devices).
 
-    Not atomic: each item in its own transaction, a refused item does not stop the others.
-    Atomic: every item in one transaction, committed only when all were granted; otherwise
-    every item fails, the refused ones with their error and the others ``BatchAborted``.
-
-    Raises:
-        InfrastructureError: the database failed during an atomic batch (nothing granted).
+    Every item runs in a savepoint of the unit's one transaction: a refused item rolls back
+    alone and the others go on. Atomic: when any item is refused, the whole batch rolls
+    back and every item fails, the refused ones with their error, the others
+    ``BatchAborted`` (the outcome is kept for the key all the same).
     """
-    items, refused = _items(principal, command, now)
+    items, refused = _items(unit.principal, command, unit.now)
     if command.atomic and refused:
         return _aborted(len(command.items), refused)
-    plan = await _plan(uow_factory, principal, items, spread=command.anti_affinity, solver=solver)
-    ordered = sorted(items, key=lambda i: (i.index not in plan.devices, i.index))
+    plan_ = await _plan(unit, items, spread=command.anti_affinity)
+    ordered = sorted(items, key=lambda i: (i.index not in plan_.devices, i.index))
     grants: dict[int, Grant] = {}
     used_nodes: set[uuid.UUID] = set()
-    if command.atomic:
-        async with uow_factory() as uow:
+    granted_events = len(unit.events)
+    try:
+        async with unit.uow.savepoint():
             for item in ordered:
                 try:
-                    grants[item.index] = await _place(uow, item, plan, used_nodes)
+                    async with unit.uow.savepoint():
+                        grants[item.index] = await _place(unit, item, plan_, used_nodes)
                 except InfrastructureError:
                     raise
                 except SchedulerError as error:
                     refused[item.index] = error
-            if refused:
-                return _aborted(len(command.items), refused)
-            await uow.commit()
-    else:
-        for item in ordered:
-            try:
-                async with uow_factory() as uow:
-                    grant = await _place(uow, item, plan, used_nodes)
-                    await uow.commit()
-            except SchedulerError as error:
-                refused[item.index] = error
-            else:
-                grants[item.index] = grant
-    return [ItemOutcome(i, grants.get(i), refused.get(i)) for i in range(len(command.items))]
+            if command.atomic and refused:
+                raise _Undo()
+    except _Undo:
+        del unit.events[granted_events:]  # nothing was granted
+        return _aborted(len(command.items), refused)
+    return BatchOutcomes(
+        [ItemOutcome(i, grants.get(i), refused.get(i)) for i in range(len(command.items))],
+        command.atomic,
+    )
 
 
-def _aborted(count: int, refused: Mapping[int, SchedulerError]) -> list[ItemOutcome[Grant]]:
-    return [ItemOutcome(i, None, refused.get(i) or BatchAborted()) for i in range(count)]
+def _aborted(count: int, refused: Mapping[int, SchedulerError]) -> BatchOutcomes[Grant]:
+    return BatchOutcomes(
+        [ItemOutcome(i, None, refused.get(i) or BatchAborted()) for i in range(count)], True
+    )
 
 
-async def _each(keys: Sequence[K], run: Callable[[K], Awaitable[T]]) -> list[ItemOutcome[T]]:
-    """``run`` on every key in turn; a refusal answers its item and the others go on."""
+async def _each(
+    unit: Unit, keys: Sequence[K], run: Callable[[K], Awaitable[T]]
+) -> list[ItemOutcome[T]]:
+    """``run`` on every key in turn, each in a savepoint of the unit's transaction; a
+    refusal answers its item (its work rolled back) and the others go on."""
     outcomes: list[ItemOutcome[T]] = []
     for index, key in enumerate(keys):
+        emitted = len(unit.events)
         try:
-            outcomes.append(ItemOutcome(index, await run(key)))
+            async with unit.uow.savepoint():
+                outcomes.append(ItemOutcome(index, await run(key)))
+        except InfrastructureError:
+            raise
         except SchedulerError as error:
+            del unit.events[emitted:]
             outcomes.append(ItemOutcome(index, None, error))
     return outcomes
 
 
-async def release_batch(
-    uow_factory: UnitOfWorkFactory,
-    principal: Principal,
-    allocation_ids: Sequence[uuid.UUID],
-    *,
-    now: datetime,
-) -> list[ItemOutcome[Release]]:
-    """End every listed lease the caller may end, each in its own transaction (one usage
-    record each); the others are answered ``allocation_not_found``. The caller starts the
-    device resets of the released ones."""
+async def release_batch(command: ReleaseBatch, unit: Unit) -> BatchOutcomes[Release]:
+    """End every listed lease the caller may end (one usage record each); the others are
+    answered ``allocation_not_found``. The devices are reset once the unit commits."""
 
     async def release(allocation_id: uuid.UUID) -> Release:
-        return await release_allocation(
-            uow_factory(), principal, allocation_id=allocation_id, device_id=None, now=now
-        )
+        return await release_allocation(ReleaseAllocation(allocation_id), unit)
 
-    return await _each(allocation_ids, release)
+    return BatchOutcomes(await _each(unit, command.allocation_ids, release))
 
 
-async def extend_batch(
-    uow_factory: UnitOfWorkFactory,
-    principal: Principal,
-    allocation_ids: Sequence[uuid.UUID],
-    additional_minutes: int,
-    *,
-    now: datetime,
-) -> list[ItemOutcome[tuple[Allocation, ExtensionInfo]]]:
-    """Extend every listed lease by the same minutes, each within its tenant's limits and in
-    its own transaction."""
+async def extend_batch(command: ExtendBatch, unit: Unit) -> BatchOutcomes[Extended]:
+    """Extend every listed lease by the same minutes, each within its tenant's limits."""
 
-    async def extend(allocation_id: uuid.UUID) -> tuple[Allocation, ExtensionInfo]:
+    async def extend(allocation_id: uuid.UUID) -> Extended:
         return await extend_allocation(
-            uow_factory(), principal, allocation_id, additional_minutes, reason=None, now=now
+            ExtendAllocation(allocation_id, command.additional_minutes), unit
         )
 
-    return await _each(allocation_ids, extend)
+    return BatchOutcomes(await _each(unit, command.allocation_ids, extend))
 
 
 async def query_batch(

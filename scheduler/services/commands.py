@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from scheduler.domain.allocations import Allocation, AllocationStatus
+from scheduler.domain.extensions import ExtensionInfo
 from scheduler.domain.fleet import Device
+from scheduler.domain.identity import Role
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 
 T = TypeVar("T")
@@ -18,14 +18,34 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class AllocateDevice:
+    """Lease the best-fitting device now; with ``queue_if_unavailable``, wait in the queue
+    when none is free (one command: a retry gets the same grant or the same entry)."""
+
     user_id: str | None
     duration_minutes: int
     requirements: DeviceRequirements
+    queue_if_unavailable: bool = False
+    max_wait_minutes: int = 30
 
-    def fingerprint(self) -> str:
-        """A stable hash of the request, to tell a retry from a different request."""
-        body = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAllocation:
+    """End a lease, named by its id or by its device's."""
+
+    allocation_id: uuid.UUID | None
+    device_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireDueAllocations:
+    """End every lease whose time has come, now (an admin's sweep)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendAllocation:
+    allocation_id: uuid.UUID
+    additional_minutes: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +57,6 @@ class PendingLease:
     user_id: str
     allocated_at: datetime
     expires_at: datetime
-    idempotency_key: str | None
 
     def on(self, device: Device) -> Allocation:
         """The lease once ``device`` was claimed for it."""
@@ -60,9 +79,6 @@ class Grant:
     allocation: Allocation
     device: Device
 
-    def to_record(self) -> dict[str, Any]:
-        return {"allocation_id": str(self.allocation.id), "device_id": str(self.device.id)}
-
 
 @dataclass(frozen=True, slots=True)
 class Release:
@@ -76,6 +92,21 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class Extended:
+    """A lease after its extension, with what further extensions remain."""
+
+    allocation: Allocation
+    info: ExtensionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How many things a command did."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterNode:
     name: str
     resources: Resources
@@ -86,11 +117,25 @@ class RegisterNode:
 
 
 @dataclass(frozen=True, slots=True)
+class SetNodeSchedulable:
+    """Cordon (``False``: no new leases on the node) or uncordon a node."""
+
+    node_id: uuid.UUID
+    schedulable: bool
+
+
+@dataclass(frozen=True, slots=True)
 class AddDevices:
+    node_id: uuid.UUID
     count: int
     resources: Resources
     android_version: str
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AddedDevices:
+    devices: list[Device]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +144,51 @@ class CreateTenant:
     max_devices: int
     quota: Resources
     tier: str = "standard"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTenant:
+    """Change a tenant's tier, quota or extension policy (``None``: unchanged)."""
+
+    tenant_id: uuid.UUID
+    tier: str | None = None
+    max_devices: int | None = None
+    quota: Resources | None = None
+    max_extensions: int | None = None
+    max_lease_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateToken:
+    tenant_id: uuid.UUID
+    user_id: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssued:
+    """A new bearer token: ``token`` is its secret, in the first answer only (only its hash
+    is stored, and a replay answers without it)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    role: Role
+    created_at: datetime
+    token: str | None = None
+
+    def without_secrets(self) -> TokenIssued:
+        return replace(self, token=None)
+
+
+@dataclass(frozen=True, slots=True)
+class SetStrategy:
+    strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySet:
+    strategy: str
 
 
 @dataclass(frozen=True, slots=True)

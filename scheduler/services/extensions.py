@@ -16,6 +16,8 @@ from scheduler.domain.errors import (
 from scheduler.domain.extensions import ExtensionInfo, ExtensionPolicy, extension_info
 from scheduler.domain.identity import Principal, scope_of
 from scheduler.domain.tenants import Tenant
+from scheduler.services.command_path import Unit
+from scheduler.services.commands import ExtendAllocation, Extended
 from scheduler.services.ports import UnitOfWork
 
 
@@ -50,15 +52,7 @@ async def get_extension_info(
         return await _info(uow, allocation, now)
 
 
-async def extend_allocation(
-    uow: UnitOfWork,
-    principal: Principal,
-    allocation_id: uuid.UUID,
-    additional_minutes: int,
-    *,
-    reason: str | None,
-    now: datetime,
-) -> tuple[Allocation, ExtensionInfo]:
+async def extend_allocation(command: ExtendAllocation, unit: Unit) -> Extended:
     """Push a running lease's expiry back, within the tenant's limits.
 
     Raises:
@@ -66,75 +60,64 @@ async def extend_allocation(
         ExtensionNotAllowed: beyond the limits (the error says how much is possible).
         ExtensionConflictsWithReservation: the device's next booking is the limit.
     """
-    async with uow:
-        allocation = await uow.allocations.get(allocation_id, scope_of(principal), lock=True)
-        if allocation is None:
-            raise AllocationNotFound()
-        # The device's row serializes this with bookings of the device (never an overlap).
-        await uow.reservations.lock_device(allocation.device_id)
-        info = await _info(uow, allocation, now)
-        if additional_minutes > info.max_additional_minutes:
-            error = (
-                ExtensionConflictsWithReservation
-                if info.reason == "next_reservation"
-                else ExtensionNotAllowed
-            )
-            raise error(
-                f"at most {info.max_additional_minutes} more minutes are possible"
-                f" ({info.reason or 'limit'})",
-                info.max_additional_minutes,
-            )
-        expires_at = allocation.expires_at + timedelta(minutes=additional_minutes)
-        await uow.allocations.extend(allocation.id, expires_at)
-        await uow.outbox.add(
-            [
-                events.Event(
-                    events.ALLOCATION_EXTENDED,
-                    str(allocation.id),
-                    {
-                        "allocationId": str(allocation.id),
-                        "userId": allocation.user_id,
-                        "tenantId": str(allocation.tenant_id),
-                        "additionalMinutes": additional_minutes,
-                        "expiresAt": expires_at.isoformat(),
-                        "reason": reason,
-                    },
-                    now,
-                )
-            ]
+    uow, now = unit.uow, unit.now
+    allocation = await uow.allocations.get(
+        command.allocation_id, scope_of(unit.principal), lock=True
+    )
+    if allocation is None:
+        raise AllocationNotFound()
+    # The device's row serializes this with bookings of the device (never an overlap).
+    await uow.reservations.lock_device(allocation.device_id)
+    info = await _info(uow, allocation, now)
+    if command.additional_minutes > info.max_additional_minutes:
+        error = (
+            ExtensionConflictsWithReservation
+            if info.reason == "next_reservation"
+            else ExtensionNotAllowed
         )
-        await uow.commit()
+        raise error(
+            f"at most {info.max_additional_minutes} more minutes are possible"
+            f" ({info.reason or 'limit'})",
+            info.max_additional_minutes,
+        )
+    expires_at = allocation.expires_at + timedelta(minutes=command.additional_minutes)
+    await uow.allocations.extend(allocation.id, expires_at)
+    unit.emit(
+        events.AllocationExtended(
+            occurred_at=now,
+            allocation_id=allocation.id,
+            user_id=allocation.user_id,
+            tenant_id=allocation.tenant_id,
+            additional_minutes=command.additional_minutes,
+            expires_at=expires_at,
+            reason=command.reason,
+        )
+    )
     extended = replace(
         allocation, expires_at=expires_at, extension_count=allocation.extension_count + 1
     )
-    async with uow:
-        return extended, await _info(uow, extended, now)
+    return Extended(extended, await _info(uow, extended, now))
 
 
-async def warn_expiring(
-    uow: UnitOfWork, *, now: datetime, lead: timedelta, limit: int = 500
-) -> int:
-    """Inside the caller's transaction: one ``allocation.expiring`` event per lease, ``lead``
+async def warn_expiring(unit: Unit, *, lead: timedelta, limit: int = 500) -> int:
+    """Inside the unit's transaction: one ``allocation.expiring`` event per lease, ``lead``
     before it expires, so clients can offer an extension in time."""
-    leases = await uow.allocations.lock_unwarned(now + lead, limit)
+    now = unit.now
+    leases = await unit.uow.allocations.lock_unwarned(now + lead, limit)
     if not leases:
         return 0
-    await uow.allocations.mark_warned([a.id for a in leases], now)
-    await uow.outbox.add(
-        [
-            events.Event(
-                events.ALLOCATION_EXPIRING,
-                str(a.id),
-                {
-                    "allocationId": str(a.id),
-                    "userId": a.user_id,
-                    "tenantId": str(a.tenant_id),
-                    "expiresAt": a.expires_at.isoformat(),
-                    "secondsLeft": max(0, int((a.expires_at - now).total_seconds())),
-                },
-                now,
+    await unit.uow.allocations.mark_warned([a.id for a in leases], now)
+    unit.emit(
+        *(
+            events.AllocationExpiring(
+                occurred_at=now,
+                allocation_id=a.id,
+                user_id=a.user_id,
+                tenant_id=a.tenant_id,
+                expires_at=a.expires_at,
+                seconds_left=max(0, int((a.expires_at - now).total_seconds())),
             )
             for a in leases
-        ]
+        )
     )
     return len(leases)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 
 from scheduler.domain import events
@@ -18,23 +17,23 @@ from scheduler.domain.fleet import (
     check_node_room,
 )
 from scheduler.domain.identity import Principal, require_admin
-from scheduler.services.commands import AddDevices, Page, RegisterNode
-from scheduler.services.ports import DeviceLifecycle, UnitOfWork
+from scheduler.services.command_path import Unit
+from scheduler.services.commands import (
+    AddDevices,
+    AddedDevices,
+    Page,
+    RegisterNode,
+    SetNodeSchedulable,
+)
+from scheduler.services.ports import UnitOfWork
 
 
-async def register_node(
-    uow: UnitOfWork,
-    principal: Principal,
-    command: RegisterNode,
-    *,
-    now: datetime,
-    default_host: str,
-) -> Node:
+async def register_node(command: RegisterNode, unit: Unit) -> Node:
     """Raises:
     Forbidden: the caller is not an admin.
     AlreadyExists: a node with that name exists.
     """
-    require_admin(principal)
+    require_admin(unit.principal)
     node = Node(
         id=uuid.uuid4(),
         name=command.name,
@@ -42,23 +41,12 @@ async def register_node(
         labels=dict(command.labels),
         taints=command.taints,
         status=NodeStatus.READY,
-        host=command.host or default_host,
-        created_at=now,
+        host=command.host or unit.config.default_host,
+        created_at=unit.now,
         last_heartbeat_at=None,
     )
-    async with uow:
-        await uow.nodes.add(node)
-        await uow.outbox.add(
-            [
-                events.Event(
-                    events.NODE_REGISTERED,
-                    str(node.id),
-                    {"nodeId": str(node.id), "name": node.name},
-                    now,
-                )
-            ]
-        )
-        await uow.commit()
+    await unit.uow.nodes.add(node)
+    unit.emit(events.NodeRegistered(occurred_at=unit.now, node_id=node.id, name=node.name))
     return node
 
 
@@ -89,94 +77,69 @@ async def node_device_counts(uow: UnitOfWork) -> dict[uuid.UUID, dict[str, int]]
         return await uow.nodes.device_counts()
 
 
-async def set_node_schedulable(
-    uow: UnitOfWork,
-    principal: Principal,
-    node_id: uuid.UUID,
-    schedulable: bool,
-    *,
-    now: datetime,
-) -> Node:
+async def set_node_schedulable(command: SetNodeSchedulable, unit: Unit) -> Node:
     """Cordon (no new leases on the node's devices) or uncordon a node.
 
     Raises:
         Forbidden: the caller is not an admin.
         NodeNotFound: no such node.
     """
-    require_admin(principal)
-    status = NodeStatus.READY if schedulable else NodeStatus.CORDONED
-    async with uow:
-        node = await uow.nodes.set_status(node_id, status)
-        if node is None:
-            raise NodeNotFound()
-        event_type = events.NODE_UNCORDONED if schedulable else events.NODE_CORDONED
-        await uow.outbox.add(
-            [events.Event(event_type, str(node_id), {"nodeId": str(node_id)}, now)]
-        )
-        await uow.commit()
+    require_admin(unit.principal)
+    status = NodeStatus.READY if command.schedulable else NodeStatus.CORDONED
+    node = await unit.uow.nodes.set_status(command.node_id, status)
+    if node is None:
+        raise NodeNotFound()
+    kind = events.NodeUncordoned if command.schedulable else events.NodeCordoned
+    unit.emit(kind(occurred_at=unit.now, node_id=node.id))
+    if command.schedulable:
+        unit.effects.wake()  # its free devices may serve waiters
     return node
 
 
-async def add_devices(
-    uow: UnitOfWork,
-    principal: Principal,
-    node_id: uuid.UUID,
-    command: AddDevices,
-    *,
-    now: datetime,
-) -> list[Device]:
-    """Create devices on a node, within its capacity; they start ``provisioning``.
+async def add_devices(command: AddDevices, unit: Unit) -> AddedDevices:
+    """Create devices on a node, within its capacity; they start ``provisioning``, and the
+    node provisions them once the unit commits.
 
     Raises:
         Forbidden: the caller is not an admin.
         NodeNotFound: no such node.
         NodeCapacityExceeded: the node cannot hold them.
     """
-    require_admin(principal)
-    async with uow:
-        node = await uow.nodes.get(node_id, lock=True)
-        if node is None:
-            raise NodeNotFound()
-        used, count = await uow.nodes.device_usage(node_id)
-        check_node_room(node.capacity, used, count, command.resources, command.count)
-        first_port = await uow.devices.next_adb_port(node.host)
-        first_index = count
-        devices = [
-            Device(
-                id=uuid.uuid4(),
-                node_id=node_id,
-                name=f"{node.name}-{first_index + i:04d}",
-                status=DeviceStatus.PROVISIONING,
-                spec=DeviceSpec(command.resources, command.android_version, dict(command.labels)),
-                adb_host=node.host,
-                adb_port=first_port + i,
-                created_at=now,
-            )
-            for i in range(command.count)
-        ]
-        await uow.devices.add_many(devices)
-        await uow.commit()
-    return devices
+    require_admin(unit.principal)
+    uow = unit.uow
+    node = await uow.nodes.get(command.node_id, lock=True)
+    if node is None:
+        raise NodeNotFound()
+    used, count = await uow.nodes.device_usage(node.id)
+    check_node_room(node.capacity, used, count, command.resources, command.count)
+    first_port = await uow.devices.next_adb_port(node.host)
+    devices = [
+        Device(
+            id=uuid.uuid4(),
+            node_id=node.id,
+            name=f"{node.name}-{count + i:04d}",
+            status=DeviceStatus.PROVISIONING,
+            spec=DeviceSpec(command.resources, command.android_version, dict(command.labels)),
+            adb_host=node.host,
+            adb_port=first_port + i,
+            created_at=unit.now,
+        )
+        for i in range(command.count)
+    ]
+    await uow.devices.add_many(devices)
+    unit.effects.provisions.extend((node.id, d.id) for d in devices)
+    return AddedDevices(devices)
 
 
 async def mark_devices_ready(
     uow: UnitOfWork, device_ids: list[uuid.UUID], source: DeviceStatus, *, now: datetime
 ) -> list[Device]:
     """Provisioning or a reset finished: the devices become available (once)."""
+    kind = events.DeviceProvisioned if source is DeviceStatus.PROVISIONING else events.DeviceReady
     async with uow:
         ready = await uow.devices.transition(device_ids, source, DeviceStatus.AVAILABLE, now)
-        kind = (
-            events.DEVICE_PROVISIONED
-            if source is DeviceStatus.PROVISIONING
-            else events.DEVICE_READY
-        )
         await uow.outbox.add(
-            [
-                events.Event(
-                    kind, str(d.id), {"deviceId": str(d.id), "nodeId": str(d.node_id)}, now
-                )
-                for d in ready
-            ]
+            [kind(occurred_at=now, device_id=d.id, node_id=d.node_id) for d in ready]
         )
         await uow.commit()
     return ready
@@ -203,17 +166,7 @@ async def list_available_devices(
         return await uow.devices.list_available(labels, limit, cursor)
 
 
-async def get_device(uow: UnitOfWork, device_id: uuid.UUID) -> Device | None:
+async def get_devices(uow: UnitOfWork, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, Device]:
     async with uow:
-        return await uow.devices.get(device_id)
-
-
-def reset_devices(
-    lifecycle: DeviceLifecycle, devices: Iterable[tuple[uuid.UUID, uuid.UUID]]
-) -> None:
-    """Start the reset of these ``(node, device)`` pairs, one request per node."""
-    by_node: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for node_id, device_id in devices:
-        by_node.setdefault(node_id, []).append(device_id)
-    for node_id, device_ids in by_node.items():
-        lifecycle.request_reset(node_id, device_ids)
+        found = [await uow.devices.get(device_id) for device_id in device_ids]
+    return {d.id: d for d in found if d is not None}

@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from scheduler.services.allocations import end_due_allocations, next_expiry
-from scheduler.services.commands import Release
+from scheduler.services.allocations import next_expiry
+from scheduler.services.command_path import Unit, run_unit
 from scheduler.services.extensions import warn_expiring
-from scheduler.services.fleet import reset_devices
+from scheduler.services.leases import end_due_allocations
 from scheduler.services.ports import (
     DeviceLifecycle,
     EventStream,
@@ -71,61 +71,81 @@ async def relay_outbox(
     return len(batch)
 
 
-async def run_expiry(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> list[Release]:
-    """Expire every lease due by ``now`` under the ledger tick of this second."""
-    uow = uow_factory()
-    async with uow:
-        if not await uow.jobs.claim_tick(EXPIRE_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now):
-            return []
-        ended = await end_due_allocations(uow, now=now)
-        await uow.commit()
-    return ended
+async def _claimed(unit: Unit, job: str, interval_seconds: float, owner: str) -> bool:
+    return await unit.uow.jobs.claim_tick(job, tick_of(unit.now, interval_seconds), owner, unit.now)
+
+
+async def run_expiry(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
+    *,
+    now: datetime,
+    owner: str,
+) -> int:
+    """Expire every lease due by ``now`` under the ledger tick of this moment; the devices
+    are reset and the queue woken once it commits."""
+
+    async def expire(unit: Unit) -> int:
+        if not await _claimed(unit, EXPIRE_JOB, TIMER_TICK_SECONDS, owner):
+            return 0
+        return len(await end_due_allocations(unit))
+
+    return await run_unit(uow_factory, expire, now=now, lifecycle=lifecycle, queue=queue)
 
 
 async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> int:
-    """Time out every waiting entry past its deadline under the ledger tick of this second."""
-    async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(
-            QUEUE_TIMEOUT_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now
-        ):
+    """Time out every waiting entry past its deadline under the ledger tick of this moment."""
+
+    async def time_out(unit: Unit) -> int:
+        if not await _claimed(unit, QUEUE_TIMEOUT_JOB, TIMER_TICK_SECONDS, owner):
             return 0
-        count = await time_out_overdue_entries(uow, now=now)
-        await uow.commit()
-    return count
+        return await time_out_overdue_entries(unit)
+
+    return await run_unit(uow_factory, time_out, now=now)
 
 
 async def run_expiry_warnings(
     uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, lead: timedelta
 ) -> int:
-    async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(WARN_JOB, tick_of(now, 1.0), owner, now):
+    async def warn(unit: Unit) -> int:
+        if not await _claimed(unit, WARN_JOB, 1.0, owner):
             return 0
-        count = await warn_expiring(uow, now=now, lead=lead)
-        await uow.commit()
-    return count
+        return await warn_expiring(unit, lead=lead)
+
+    return await run_unit(uow_factory, warn, now=now)
 
 
 async def run_reservations(
     uow_factory: UnitOfWorkFactory,
     lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
     *,
     now: datetime,
     owner: str,
     limit: int = 100,
 ) -> int:
-    """Reminders, pre-warm resets and activations due by ``now``, under this second's tick:
+    """Reminders, pre-warm resets and activations due by ``now``, under this moment's tick:
     each booking is activated exactly once, even with two housekeepers alive."""
-    async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(
-            BOOKINGS_JOB, tick_of(now, TIMER_TICK_SECONDS), owner, now
-        ):
-            return 0
-        await send_reminders(uow, now=now)
-        prewarmed = await prewarm_devices(uow, now=now)
-        await uow.commit()
-    reset_devices(lifecycle, prewarmed)
+
+    async def remind_and_prewarm(unit: Unit) -> bool:
+        if not await _claimed(unit, BOOKINGS_JOB, TIMER_TICK_SECONDS, owner):
+            return False
+        await send_reminders(unit)
+        await prewarm_devices(unit)
+        return True
+
+    if not await run_unit(
+        uow_factory, remind_and_prewarm, now=now, lifecycle=lifecycle, queue=queue
+    ):
+        return 0
     started = 0
-    while started < limit and await start_due_reservation(uow_factory(), now=now) is not None:
+    while started < limit and (
+        await run_unit(
+            uow_factory, start_due_reservation, now=now, lifecycle=lifecycle, queue=queue
+        )
+        is not None
+    ):
         started += 1
     return started
 
@@ -140,11 +160,6 @@ async def prune_ledger(
         pruned += await uow.idempotency.prune(now - IDEMPOTENCY_RETENTION)
         await uow.commit()
     return pruned
-
-
-def request_resets(lifecycle: DeviceLifecycle, releases: list[Release]) -> None:
-    """Start the reset of every device whose lease just ended."""
-    reset_devices(lifecycle, [(r.node_id, r.device_id) for r in releases])
 
 
 @dataclass
@@ -188,11 +203,9 @@ class Housekeeper:
         """Run whatever is due; each job fails alone and is retried next tick."""
         try:
             if self._next_expiry is None or self._next_expiry <= now:
-                ended = await run_expiry(self._uow_factory, now=now, owner=self._owner)
-                self.expired_total += len(ended)
-                request_resets(self._lifecycle, ended)
-                if ended:
-                    self._queue.wake()  # their quota is free again
+                self.expired_total += await run_expiry(
+                    self._uow_factory, self._lifecycle, self._queue, now=now, owner=self._owner
+                )
             self._next_expiry = await next_expiry(self._uow_factory())
         except Exception:
             logger.exception("lease expiry failed")
@@ -208,7 +221,7 @@ class Housekeeper:
         try:
             if self._next_booking is None or self._next_booking <= now:
                 self.activated_total += await run_reservations(
-                    self._uow_factory, self._lifecycle, now=now, owner=self._owner
+                    self._uow_factory, self._lifecycle, self._queue, now=now, owner=self._owner
                 )
             async with self._uow_factory() as uow:
                 self._next_booking = await uow.reservations.next_start()

@@ -16,7 +16,7 @@ from placement.problem import MAX_PRIORITY, Strategy
 from scheduler.domain.errors import Unsatisfiable
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.ports import UnitOfWork
+from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
 
 PlacementSolver = Callable[[p.PlacementProblem, SolverParams], PlacementPlan]
 
@@ -97,15 +97,15 @@ def build_problem(
 
 
 async def check_satisfiable(uow: UnitOfWork, requirements: DeviceRequirements) -> None:
-    """Refuse a request that no device of the fleet could ever serve, whatever the devices'
-    states: it would only wait for nothing. One read of the fleet's distinct device shapes.
+    """Inside the caller's transaction: refuse a request that no device of the fleet could
+    ever serve, whatever the devices' states (it would only wait for nothing). One read of
+    the nodes and the fleet's distinct device shapes.
 
     Raises:
         Unsatisfiable: naming the constraint and the best the fleet offers.
     """
-    async with uow:
-        nodes = await uow.nodes.list()
-        shapes = await uow.devices.shapes()
+    nodes = await uow.nodes.list()
+    shapes = await uow.devices.shapes()
     problem = build_problem(nodes, shapes, [PlanRequest(0, requirements)])
     verdict = why_unsatisfiable(build_fleet_arrays(problem), problem.requests[0])
     if verdict is not None:
@@ -113,20 +113,50 @@ async def check_satisfiable(uow: UnitOfWork, requirements: DeviceRequirements) -
         raise Unsatisfiable(reason, binding.value)
 
 
-async def plan_requests(
-    uow: UnitOfWork,
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The fleet as a plan sees it: nodes, devices of every state, the placement strategy."""
+
+    nodes: list[Node]
+    devices: list[Device]
+    strategy: Strategy
+
+
+async def read_fleet(uow: UnitOfWork) -> FleetView:
+    """Inside the caller's transaction: what ``plan`` needs to know about the fleet."""
+    return FleetView(
+        await uow.nodes.list(),
+        await uow.devices.occupying(),
+        Strategy(await uow.config.strategy()),
+    )
+
+
+async def plan(
+    fleet: FleetView,
     requests: Sequence[PlanRequest],
     *,
     solver: PlacementSolver,
     strategy: Strategy | None = None,
     max_time_seconds: float = 0.5,
 ) -> PlacementPlan:
-    """A plan for ``requests`` over the fleet as it is now; nothing is allocated. The solve
-    runs in a worker thread so the event loop keeps serving."""
-    async with uow:
-        nodes = await uow.nodes.list()
-        devices = await uow.devices.occupying()
-        chosen = strategy or Strategy(await uow.config.strategy())
-    problem = build_problem(nodes, devices, requests)
-    params = SolverParams(max_time_seconds=max_time_seconds, strategy=chosen)
+    """A plan for ``requests`` over ``fleet``; nothing is allocated. The solve runs in a
+    worker thread so the event loop keeps serving (hold no transaction meanwhile)."""
+    problem = build_problem(fleet.nodes, fleet.devices, requests)
+    params = SolverParams(max_time_seconds=max_time_seconds, strategy=strategy or fleet.strategy)
     return await asyncio.to_thread(solver, problem, params)
+
+
+async def dry_run(
+    uow_factory: UnitOfWorkFactory,
+    requests: Sequence[PlanRequest],
+    *,
+    solver: PlacementSolver,
+    strategy: Strategy | None = None,
+    max_time_seconds: float = 0.5,
+) -> PlacementPlan:
+    """What the optimizer would do for ``requests`` now, with its reasons."""
+    async with uow_factory() as uow:
+        fleet = await read_fleet(uow)
+    return await plan(
+        fleet, requests, solver=solver, strategy=strategy, max_time_seconds=max_time_seconds
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -11,7 +12,7 @@ from typing import Any, Protocol, Self
 
 from placement.model import CandidateDevices
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
-from scheduler.domain.events import Event
+from scheduler.domain.events import DomainEvent, EventRecord
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
 from scheduler.domain.identity import Principal, Role, Scope
 from scheduler.domain.queueing import QueueEntry, QueueStatus
@@ -42,7 +43,13 @@ class TenantRepository(Protocol):
 
 class TokenRepository(Protocol):
     async def add(
-        self, token_hash: bytes, tenant_id: uuid.UUID, user_id: str, role: Role, now: datetime
+        self,
+        token_id: uuid.UUID,
+        token_hash: bytes,
+        tenant_id: uuid.UUID,
+        user_id: str,
+        role: Role,
+        now: datetime,
     ) -> None: ...
     async def principal_for(self, token_hash: bytes) -> Principal | None: ...
 
@@ -105,7 +112,6 @@ class AllocationRepository(Protocol):
         quota admitted it (when it did not, nothing was inserted)."""
         ...
 
-    async def add(self, allocation: Allocation, idempotency_key: str | None) -> None: ...
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
     async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
     async def end(
@@ -231,49 +237,33 @@ class UsageRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, events: Sequence[Event]) -> None: ...
-    async def claim_unrelayed(self, limit: int) -> list[tuple[int, Event]]: ...
+    async def add(self, events: Sequence[DomainEvent]) -> None: ...
+    async def claim_unrelayed(self, limit: int) -> list[tuple[int, EventRecord]]: ...
     async def mark_relayed(self, seqs: Sequence[int], now: datetime) -> None: ...
 
 
 class IdempotencyRepository(Protocol):
-    async def begin(
-        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
-    ) -> tuple[str, str | None, dict[str, Any] | None] | None:
-        """Claim the key; return ``None`` when claimed, else the first request's
-        ``(operation, request_hash, stored_result)``."""
-        ...
-
-    async def complete(self, principal: Principal, key: str, result: dict[str, Any]) -> None: ...
-    async def prune(self, before: datetime) -> int: ...
-
     async def claim(
         self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
-    ) -> StoredKey | None:
-        """Insert the key with no response yet ("in progress"); ``None`` when this call
-        claimed it, else the row some earlier request left (waiting for an uncommitted one)."""
+    ) -> StoredOutcome | None:
+        """Claim the key inside the caller's transaction; ``None`` when claimed, else what
+        the first request with it left (waiting for that request's transaction to end)."""
         ...
 
-    async def store_response(
-        self, principal: Principal, key: str, status: int, body: dict[str, Any]
-    ) -> None:
-        """Record the response of the request that claimed the key."""
+    async def store(self, principal: Principal, key: str, outcome: dict[str, Any]) -> None:
+        """Record the outcome on the key this transaction claimed."""
         ...
 
-    async def drop_claim(self, principal: Principal, key: str) -> None:
-        """Delete the key if it still has no response, so that a retry can run."""
-        ...
+    async def prune(self, before: datetime) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
-class StoredKey:
-    """An idempotency key's row: the first request's operation and fingerprint, and its
-    response (``response_status`` is ``None`` while that request is still running)."""
+class StoredOutcome:
+    """An idempotency key's row: the first request's operation, fingerprint and outcome."""
 
     operation: str
     request_hash: str
-    response_status: int | None
-    response_body: dict[str, Any] | None
+    outcome: dict[str, Any] | None
 
 
 class JobLedger(Protocol):
@@ -310,6 +300,9 @@ class UnitOfWork(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
     async def commit(self) -> None: ...
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: an error leaving it rolls back only what ran inside."""
+        ...
 
 
 class UnitOfWorkFactory(Protocol):
@@ -319,7 +312,7 @@ class UnitOfWorkFactory(Protocol):
 class EventStream(Protocol):
     """Where relayed outbox events go (a Redis Stream in production)."""
 
-    async def publish(self, events: Sequence[tuple[int, Event]]) -> None: ...
+    async def publish(self, events: Sequence[tuple[int, EventRecord]]) -> None: ...
 
 
 class DeviceLifecycle(Protocol):

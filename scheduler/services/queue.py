@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from scheduler.domain.errors import (
     TenantNotFound,
 )
 from scheduler.domain.fleet import DeviceStatus
-from scheduler.domain.identity import Principal, Scope, acting_user, scope_of
+from scheduler.domain.identity import Principal, Scope, acting_user, require_admin, scope_of
 from scheduler.domain.queueing import (
     QueueEntry,
     QueuePolicy,
@@ -36,13 +36,14 @@ from scheduler.domain.queueing import (
     queue_window,
 )
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.allocations import place_lease
-from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.command_path import Unit, run_unit
+from scheduler.services.commands import Count, Grant, Page, PendingLease
+from scheduler.services.leases import place_lease
 from scheduler.services.planning import (
     PlacementSolver,
     PlanRequest,
     check_satisfiable,
-    plan_requests,
+    dry_run,
     weights,
 )
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
@@ -64,11 +65,23 @@ class JoinQueue:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueLimits:
-    """Backpressure: waiting entries per tenant and in all."""
+class Queued:
+    """A request waiting in the queue (the answer to a join, or to an allocate that queued)."""
 
-    per_tenant: int = 100
-    total: int = 10_000
+    entry: QueueEntry
+
+
+@dataclass(frozen=True, slots=True)
+class CancelQueueEntry:
+    entry_id: uuid.UUID
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainQueue:
+    """Drain now, granting at most ``max_grants`` entries (an admin's nudge)."""
+
+    max_grants: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,65 +112,56 @@ class QueueOrder:
         return None
 
 
-def _event(kind: str, entry: QueueEntry, at: datetime, **extra: Any) -> events.Event:
-    return events.Event(
-        kind,
-        str(entry.id),
-        {
-            "queueEntryId": str(entry.id),
-            "tenantId": str(entry.tenant_id),
-            "userId": entry.user_id,
-            **extra,
-        },
-        at,
-    )
+def _about(entry: QueueEntry) -> dict[str, Any]:
+    """The fields every queue event carries."""
+    return {"queue_entry_id": entry.id, "tenant_id": entry.tenant_id, "user_id": entry.user_id}
 
 
-async def join_queue(
-    uow: UnitOfWork,
-    principal: Principal,
-    command: JoinQueue,
-    *,
-    now: datetime,
-    limits: QueueLimits,
-) -> QueueEntry:
-    """Put a request in the wait queue, with its tenant's tier.
+async def enqueue(command: JoinQueue, unit: Unit, *, satisfiable: bool = False) -> Queued:
+    """Put a request in the wait queue, with its tenant's tier; the queue drains once the
+    unit commits (it may be granted at once).
 
     Raises:
         InvalidRequest: duration or wait out of range, or a service token without userId.
         Forbidden: a user token acting for somebody else.
         QueueFull: the tenant's or the global cap of waiting entries is reached.
-        Unsatisfiable: no device of the fleet could ever serve the request.
+        Unsatisfiable: no device of the fleet could ever serve the request (checked unless
+            the caller did already: ``satisfiable``).
     """
-    user_id = acting_user(principal, command.user_id)
+    uow, now, config = unit.uow, unit.now, unit.config
+    user_id = acting_user(unit.principal, command.user_id)
     deadline = queue_window(now, command.duration_minutes, command.max_wait_minutes)
-    await check_satisfiable(uow, command.requirements)
-    async with uow:
-        tenant = await uow.tenants.lock(principal.tenant_id)  # serializes the tenant's cap
-        if tenant is None:
-            raise TenantNotFound()
-        mine, total = await uow.queue.count_waiting(tenant.id)
-        if mine >= limits.per_tenant:
-            raise QueueFull(
-                f"the tenant already has {mine} waiting entries (cap {limits.per_tenant})"
-            )
-        if total >= limits.total:
-            raise QueueFull(f"the queue holds {total} waiting entries (cap {limits.total})")
-        entry = QueueEntry(
-            id=uuid.uuid4(),
-            tenant_id=tenant.id,
-            user_id=user_id,
-            tier=tenant.tier,
-            duration_minutes=command.duration_minutes,
-            requirements=command.requirements,
-            status=QueueStatus.WAITING,
-            submitted_at=now,
-            deadline_at=deadline,
-        )
-        await uow.queue.add(entry)
-        await uow.outbox.add([_event(events.QUEUE_JOINED, entry, now, tier=entry.tier)])
-        await uow.commit()
-    return entry
+    if not satisfiable:
+        await check_satisfiable(uow, command.requirements)
+    tenant = await uow.tenants.lock(unit.principal.tenant_id)  # serializes the tenant's cap
+    if tenant is None:
+        raise TenantNotFound()
+    mine, total = await uow.queue.count_waiting(tenant.id)
+    limits = config.queue_limits
+    if mine >= limits.per_tenant:
+        raise QueueFull(f"the tenant already has {mine} waiting entries (cap {limits.per_tenant})")
+    if total >= limits.total:
+        raise QueueFull(f"the queue holds {total} waiting entries (cap {limits.total})")
+    entry = QueueEntry(
+        id=uuid.uuid4(),
+        tenant_id=tenant.id,
+        user_id=user_id,
+        tier=tenant.tier,
+        duration_minutes=command.duration_minutes,
+        requirements=command.requirements,
+        status=QueueStatus.WAITING,
+        submitted_at=now,
+        deadline_at=deadline,
+    )
+    await uow.queue.add(entry)
+    unit.emit(events.QueueJoined(occurred_at=now, tier=entry.tier, **_about(entry)))
+    unit.effects.wake(new_entries=True)
+    return Queued(entry)
+
+
+async def join_queue(command: JoinQueue, unit: Unit) -> Queued:
+    """The handler of ``POST /scheduler/queue/join`` (see ``enqueue``)."""
+    return await enqueue(command, unit)
 
 
 async def queue_order(uow: UnitOfWork, *, now: datetime, policy: QueuePolicy) -> QueueOrder:
@@ -266,31 +270,32 @@ async def queue_stats(uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
         return await uow.queue.stats(scope_of(principal))
 
 
-async def cancel_entry(
-    uow: UnitOfWork, principal: Principal, entry_id: uuid.UUID, *, now: datetime, reason: str | None
-) -> QueueEntry:
+async def cancel_entry(command: CancelQueueEntry, unit: Unit) -> QueueEntry:
     """Raises:
     QueueEntryNotFound: no such entry is visible to the caller.
     QueueEntryNotWaiting: it was already fulfilled, cancelled or timed out.
     """
-    scope = scope_of(principal)
-    async with uow:
-        entry = await uow.queue.get(entry_id, scope)
-        if entry is None:
-            raise QueueEntryNotFound()
-        held = await uow.queue.lock_waiting(entry_id, scope)
-        if held is None:
-            raise QueueEntryNotWaiting(f"the entry is {entry.status.value}")
-        await uow.queue.end(entry_id, QueueStatus.CANCELLED, now, reason)
-        await uow.outbox.add([_event(events.QUEUE_CANCELLED, held, now, reason=reason)])
-        await uow.commit()
-    return QueueEntry(
-        **{**_fields(held), "status": QueueStatus.CANCELLED, "ended_at": now, "reason": reason}
-    )
+    uow, now = unit.uow, unit.now
+    scope = scope_of(unit.principal)
+    entry = await uow.queue.get(command.entry_id, scope)
+    if entry is None:
+        raise QueueEntryNotFound()
+    held = await uow.queue.lock_waiting(command.entry_id, scope)
+    if held is None:
+        raise QueueEntryNotWaiting(f"the entry is {entry.status.value}")
+    await uow.queue.end(held.id, QueueStatus.CANCELLED, now, command.reason)
+    unit.emit(events.QueueCancelled(occurred_at=now, reason=command.reason, **_about(held)))
+    return replace(held, status=QueueStatus.CANCELLED, ended_at=now, reason=command.reason)
 
 
-def _fields(entry: QueueEntry) -> dict[str, Any]:
-    return {f: getattr(entry, f) for f in entry.__slots__}  # type: ignore[attr-defined]
+async def drain_now(command: DrainQueue, unit: Unit) -> Count:
+    """An admin's drain, run by the queue's dispatcher while the unit holds the key.
+
+    Raises:
+        Forbidden: the caller is not an admin.
+    """
+    require_admin(unit.principal)
+    return Count(await unit.queue.drain(command.max_grants))
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +335,7 @@ async def drain_queue(
         if problem is None:
             entries.append(entry)
         else:
-            await fail_entry(uow_factory(), entry, f"invalid_request: {problem}", now=now)
+            await fail_entry(uow_factory, entry, f"invalid_request: {problem}", now=now)
     planned = await _plan(uow_factory, entries, order, solver) if solver is not None else {}
     granted: list[tuple[QueueEntry, Grant]] = []
     exhausted: set[str] = set()
@@ -342,17 +347,17 @@ async def drain_queue(
             continue
         try:
             preferred = [planned[entry.id]] if entry.id in planned else []
-            grant = await _grant_entry(uow_factory(), entry, now=now, preferred=preferred)
+            grant = await _grant_entry(uow_factory, entry, now=now, preferred=preferred)
         except NoCapacity:
             if policy.may_preempt(entry.tier):
-                await preempt_for(uow_factory(), entry, now=now, policy=policy)
+                await preempt_for(uow_factory, entry, now=now, policy=policy)
             else:
                 exhausted.add(wanted)
             continue
         except QuotaExceeded:
             continue
         except InvalidRequest as refusal:  # the entry itself cannot be served: it fails
-            await fail_entry(uow_factory(), entry, f"{refusal.code}: {refusal.detail}", now=now)
+            await fail_entry(uow_factory, entry, f"{refusal.code}: {refusal.detail}", now=now)
             continue
         except InfrastructureError:
             raise  # every later grant would fail too; the next wake drains again
@@ -374,76 +379,79 @@ async def _plan(
     then take the best fit, so a plan is an optimization, never a condition)."""
     if len(entries) <= 1:
         return {}
+    requests = [
+        PlanRequest(e.id, e.requirements, w, str(e.tenant_id))
+        for e, w in zip(entries, weights([order.priorities[e.id] for e in entries]), strict=True)
+    ]
     try:
-        plan = await plan_requests(
-            uow_factory(),
-            [
-                PlanRequest(e.id, e.requirements, w, str(e.tenant_id))
-                for e, w in zip(
-                    entries, weights([order.priorities[e.id] for e in entries]), strict=True
-                )
-            ],
-            solver=solver,
-            max_time_seconds=DRAIN_SOLVE_SECONDS,
+        chosen = await dry_run(
+            uow_factory, requests, solver=solver, max_time_seconds=DRAIN_SOLVE_SECONDS
         )
     except InfrastructureError:
         raise
     except Exception:
         logger.exception("the drain's placement plan failed; granting by best fit")
         return {}
-    return {uuid.UUID(str(k)): uuid.UUID(str(v)) for k, v in plan.assignments.items()}
+    return {uuid.UUID(str(k)): uuid.UUID(str(v)) for k, v in chosen.assignments.items()}
 
 
-async def fail_entry(uow: UnitOfWork, entry: QueueEntry, reason: str, *, now: datetime) -> bool:
+async def fail_entry(
+    uow_factory: UnitOfWorkFactory, entry: QueueEntry, reason: str, *, now: datetime
+) -> bool:
     """Take a waiting entry that can never be served out of the queue, with its reason."""
-    async with uow:
-        held = await uow.queue.lock_waiting(entry.id, EVERYONE)
+
+    async def fail(unit: Unit) -> bool:
+        held = await unit.uow.queue.lock_waiting(entry.id, EVERYONE)
         if held is None:
             return False
-        await uow.queue.end(entry.id, QueueStatus.FAILED, now, reason)
-        await uow.outbox.add([_event(events.QUEUE_FAILED, held, now, reason=reason)])
-        await uow.commit()
-    logger.warning("queue entry %s failed: %s", entry.id, reason)
-    return True
+        await unit.uow.queue.end(entry.id, QueueStatus.FAILED, now, reason)
+        unit.emit(events.QueueFailed(occurred_at=now, reason=reason, **_about(held)))
+        return True
+
+    failed = await run_unit(uow_factory, fail, now=now)
+    if failed:
+        logger.warning("queue entry %s failed: %s", entry.id, reason)
+    return failed
 
 
 async def _grant_entry(
-    uow: UnitOfWork, entry: QueueEntry, *, now: datetime, preferred: list[uuid.UUID]
+    uow_factory: UnitOfWorkFactory,
+    entry: QueueEntry,
+    *,
+    now: datetime,
+    preferred: list[uuid.UUID],
 ) -> Grant | None:
-    async with uow:
-        held = await uow.queue.lock_waiting(entry.id, EVERYONE)
+    async def grant(unit: Unit) -> Grant | None:
+        held = await unit.uow.queue.lock_waiting(entry.id, EVERYONE)
         if held is None:
             return None  # fulfilled, cancelled or timed out meanwhile, or another drain has it
         allocated_at, expires_at = lease_window(now, held.duration_minutes)
-        lease = PendingLease(
-            uuid.uuid4(), held.tenant_id, held.user_id, allocated_at, expires_at, None
+        lease = PendingLease(uuid.uuid4(), held.tenant_id, held.user_id, allocated_at, expires_at)
+        granted = await place_lease(unit, lease, held.requirements, preferred)
+        await unit.uow.queue.fulfil(held.id, granted.allocation.id, now)
+        unit.emit(
+            events.QueueFulfilled(
+                occurred_at=now,
+                allocation_id=granted.allocation.id,
+                device_id=granted.device.id,
+                waited_seconds=round((now - held.submitted_at).total_seconds(), 3),
+                **_about(held),
+            )
         )
-        grant = await place_lease(uow, lease, held.requirements, preferred)
-        await uow.queue.fulfil(held.id, grant.allocation.id, now)
-        waited = (now - held.submitted_at).total_seconds()
-        await uow.outbox.add(
-            [
-                _event(
-                    events.QUEUE_FULFILLED,
-                    held,
-                    now,
-                    allocationId=str(grant.allocation.id),
-                    deviceId=str(grant.device.id),
-                    waitedSeconds=round(waited, 3),
-                )
-            ]
-        )
-        await uow.commit()
-    return grant
+        return granted
+
+    return await run_unit(uow_factory, grant, now=now)
 
 
 async def preempt_for(
-    uow: UnitOfWork, entry: QueueEntry, *, now: datetime, policy: QueuePolicy
+    uow_factory: UnitOfWorkFactory, entry: QueueEntry, *, now: datetime, policy: QueuePolicy
 ) -> Allocation | None:
     """Mark one lease of a preemptible tier, on a device that fits ``entry``, for revocation
     after the grace period, with a notice to its owner; at most one per waiting entry.
     The housekeeper revokes it when the grace runs out (if the entry still waits)."""
-    async with uow:
+
+    async def mark(unit: Unit) -> Allocation | None:
+        uow = unit.uow
         held = await uow.queue.lock_waiting(entry.id, EVERYONE)
         if held is None or await uow.allocations.preemption_pending(held.id):
             return None
@@ -454,38 +462,32 @@ async def preempt_for(
             return None
         revoke_at = now + policy.preemption_grace
         await uow.allocations.mark_for_revocation(victim.id, revoke_at, held.id)
-        await uow.outbox.add(
-            [
-                events.Event(
-                    events.PREEMPTION_NOTICE,
-                    str(victim.id),
-                    {
-                        "allocationId": str(victim.id),
-                        "deviceId": str(victim.device_id),
-                        "tenantId": str(victim.tenant_id),
-                        "userId": victim.user_id,
-                        "revokeAt": revoke_at.isoformat(),
-                        "queueEntryId": str(held.id),
-                        "reason": f"a {held.tier} request needs the device",
-                    },
-                    now,
-                )
-            ]
+        unit.emit(
+            events.PreemptionNoticed(
+                occurred_at=now,
+                allocation_id=victim.id,
+                device_id=victim.device_id,
+                tenant_id=victim.tenant_id,
+                user_id=victim.user_id,
+                revoke_at=revoke_at,
+                queue_entry_id=held.id,
+                reason=f"a {held.tier} request needs the device",
+            )
         )
-        await uow.commit()
-    return victim
+        return victim
+
+    return await run_unit(uow_factory, mark, now=now)
 
 
-async def time_out_overdue_entries(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> int:
-    """Inside the caller's transaction: every waiting entry past its deadline times out,
+async def time_out_overdue_entries(unit: Unit, *, limit: int = 500) -> int:
+    """Inside the unit's transaction: every waiting entry past its deadline times out,
     each once (the rows are held)."""
-    overdue = await uow.queue.lock_overdue(now, limit)
+    overdue = await unit.uow.queue.lock_overdue(unit.now, limit)
     for entry in overdue:
-        await uow.queue.end(entry.id, QueueStatus.TIMED_OUT, now, "max_wait_exceeded")
-    await uow.outbox.add(
-        [
-            _event(events.QUEUE_TIMED_OUT, e, now, deadlineAt=e.deadline_at.isoformat())
-            for e in overdue
-        ]
-    )
+        await unit.uow.queue.end(entry.id, QueueStatus.TIMED_OUT, unit.now, "max_wait_exceeded")
+        unit.emit(
+            events.QueueTimedOut(
+                occurred_at=unit.now, deadline_at=entry.deadline_at, **_about(entry)
+            )
+        )
     return len(overdue)

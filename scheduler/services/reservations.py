@@ -28,8 +28,9 @@ from scheduler.domain.reservations import (
     booking_window,
 )
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.allocations import place_lease
+from scheduler.services.command_path import Unit
 from scheduler.services.commands import Grant, Page, PendingLease
+from scheduler.services.leases import place_lease
 from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 
@@ -50,21 +51,31 @@ class Reserve:
     remind_before_minutes: int
 
 
-def _event(kind: str, r: Reservation, at: datetime, **extra: Any) -> events.Event:
-    return events.Event(
-        kind,
-        str(r.id),
-        {
-            "reservationId": str(r.id),
-            "tenantId": str(r.tenant_id),
-            "userId": r.user_id,
-            "deviceId": str(r.device_id),
-            "startTime": r.start_time.isoformat(),
-            "endTime": r.end_time.isoformat(),
-            **extra,
-        },
-        at,
-    )
+@dataclass(frozen=True, slots=True)
+class UpdateReservation:
+    """Move or resize a pending booking (``None``: keep)."""
+
+    reservation_id: uuid.UUID
+    start_time: datetime | None = None
+    duration_minutes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReservation:
+    reservation_id: uuid.UUID
+    reason: str | None = None
+
+
+def _about(r: Reservation) -> dict[str, Any]:
+    """The fields every reservation event carries."""
+    return {
+        "reservation_id": r.id,
+        "tenant_id": r.tenant_id,
+        "user_id": r.user_id,
+        "device_id": r.device_id,
+        "start_time": r.start_time,
+        "end_time": r.end_time,
+    }
 
 
 async def _book(
@@ -106,15 +117,7 @@ async def _book(
     )
 
 
-async def create_reservation(
-    uow: UnitOfWork,
-    principal: Principal,
-    command: Reserve,
-    *,
-    now: datetime,
-    rules: BookingRules,
-    reset: timedelta,
-) -> Reservation:
+async def create_reservation(command: Reserve, unit: Unit) -> Reservation:
     """Book the best-fitting device free for the whole window (or the named one).
 
     Raises:
@@ -123,28 +126,29 @@ async def create_reservation(
         DeviceNotFound: the named device does not exist.
         Unsatisfiable: no device of the fleet could ever serve the request.
     """
-    user_id = acting_user(principal, command.user_id)
-    window = booking_window(command.start_time, command.duration_minutes, now=now, rules=rules)
+    uow, now, config = unit.uow, unit.now, unit.config
+    user_id = acting_user(unit.principal, command.user_id)
+    window = booking_window(
+        command.start_time, command.duration_minutes, now=now, rules=config.booking_rules
+    )
     if command.device_id is None:
         await check_satisfiable(uow, command.requirements)
-    async with uow:
-        device_id = await _book(uow, command.requirements, command.device_id, window, reset)
-        reservation = Reservation(
-            id=uuid.uuid4(),
-            tenant_id=principal.tenant_id,
-            user_id=user_id,
-            device_id=device_id,
-            status=ReservationStatus.PENDING,
-            start_time=window[0],
-            end_time=window[1],
-            prewarm_at=window[2],
-            remind_before_minutes=command.remind_before_minutes,
-            requirements=command.requirements,
-            created_at=now,
-        )
-        await uow.reservations.add(reservation)
-        await uow.outbox.add([_event(events.RESERVATION_CREATED, reservation, now)])
-        await uow.commit()
+    device_id = await _book(uow, command.requirements, command.device_id, window, config.reset)
+    reservation = Reservation(
+        id=uuid.uuid4(),
+        tenant_id=unit.principal.tenant_id,
+        user_id=user_id,
+        device_id=device_id,
+        status=ReservationStatus.PENDING,
+        start_time=window[0],
+        end_time=window[1],
+        prewarm_at=window[2],
+        remind_before_minutes=command.remind_before_minutes,
+        requirements=command.requirements,
+        created_at=now,
+    )
+    await uow.reservations.add(reservation)
+    unit.emit(events.ReservationCreated(occurred_at=now, **_about(reservation)))
     return reservation
 
 
@@ -160,78 +164,61 @@ async def check_conflict(
             return None, conflict.conflicts
 
 
-async def update_reservation(
-    uow: UnitOfWork,
-    principal: Principal,
-    reservation_id: uuid.UUID,
-    *,
-    start_time: datetime | None,
-    duration_minutes: int | None,
-    now: datetime,
-    rules: BookingRules,
-    reset: timedelta,
-) -> Reservation:
+async def update_reservation(command: UpdateReservation, unit: Unit) -> Reservation:
     """Move or resize a pending booking, with the same checks as a new one (it keeps its
     device when that is free for the new window).
 
     Raises:
         ReservationNotFound, ReservationNotPending, ReservationConflict, InvalidRequest.
     """
-    async with uow:
-        current = await uow.reservations.get(reservation_id, scope_of(principal), lock=True)
-        if current is None:
-            raise ReservationNotFound()
-        if current.status is not ReservationStatus.PENDING:
-            raise ReservationNotPending(f"the reservation is {current.status.value}")
-        window = booking_window(
-            start_time or current.start_time,
-            duration_minutes or current.duration_minutes,
-            now=now,
-            rules=rules,
+    uow, now, config = unit.uow, unit.now, unit.config
+    current = await uow.reservations.get(
+        command.reservation_id, scope_of(unit.principal), lock=True
+    )
+    if current is None:
+        raise ReservationNotFound()
+    if current.status is not ReservationStatus.PENDING:
+        raise ReservationNotPending(f"the reservation is {current.status.value}")
+    window = booking_window(
+        command.start_time or current.start_time,
+        command.duration_minutes or current.duration_minutes,
+        now=now,
+        rules=config.booking_rules,
+    )
+    try:
+        device_id = await _book(
+            uow, current.requirements, current.device_id, window, config.reset, exclude=current.id
         )
-        try:
-            device_id = await _book(
-                uow, current.requirements, current.device_id, window, reset, exclude=current.id
-            )
-        except ReservationConflict:
-            device_id = await _book(
-                uow, current.requirements, None, window, reset, exclude=current.id
-            )
-        await uow.reservations.update_window(current.id, device_id, *window)
-        moved = replace(
-            current,
-            device_id=device_id,
-            start_time=window[0],
-            end_time=window[1],
-            prewarm_at=window[2],
+    except ReservationConflict:
+        device_id = await _book(
+            uow, current.requirements, None, window, config.reset, exclude=current.id
         )
-        await uow.outbox.add([_event(events.RESERVATION_UPDATED, moved, now)])
-        await uow.commit()
+    await uow.reservations.update_window(current.id, device_id, *window)
+    moved = replace(
+        current, device_id=device_id, start_time=window[0], end_time=window[1], prewarm_at=window[2]
+    )
+    unit.emit(events.ReservationUpdated(occurred_at=now, **_about(moved)))
     return moved
 
 
-async def cancel_reservation(
-    uow: UnitOfWork,
-    principal: Principal,
-    reservation_id: uuid.UUID,
-    *,
-    reason: str | None,
-    now: datetime,
-) -> Reservation:
+async def cancel_reservation(command: CancelReservation, unit: Unit) -> Reservation:
     """Raises:
     ReservationNotFound: no such reservation is visible to the caller.
     ReservationNotPending: it already started or ended.
     """
-    async with uow:
-        current = await uow.reservations.get(reservation_id, scope_of(principal), lock=True)
-        if current is None:
-            raise ReservationNotFound()
-        if current.status is not ReservationStatus.PENDING:
-            raise ReservationNotPending(f"the reservation is {current.status.value}")
-        await uow.reservations.end(current.id, ReservationStatus.CANCELLED, now, reason)
-        await uow.outbox.add([_event(events.RESERVATION_CANCELLED, current, now, reason=reason)])
-        await uow.commit()
-    return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=reason)
+    uow, now = unit.uow, unit.now
+    current = await uow.reservations.get(
+        command.reservation_id, scope_of(unit.principal), lock=True
+    )
+    if current is None:
+        raise ReservationNotFound()
+    if current.status is not ReservationStatus.PENDING:
+        raise ReservationNotPending(f"the reservation is {current.status.value}")
+    await uow.reservations.end(current.id, ReservationStatus.CANCELLED, now, command.reason)
+    unit.emit(
+        events.ReservationCancelled(occurred_at=now, reason=command.reason, **_about(current))
+    )
+    return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=command.reason)
 
 
 async def get_reservation(
@@ -271,83 +258,71 @@ async def reservation_stats(
 # ---- the housekeeper's side ------------------------------------------------------------
 
 
-async def send_reminders(uow: UnitOfWork, *, now: datetime, limit: int = 500) -> int:
-    """Inside the caller's transaction: one reminder per booking, ``remindBeforeMinutes``
+async def send_reminders(unit: Unit, *, limit: int = 500) -> int:
+    """Inside the unit's transaction: one reminder per booking, ``remindBeforeMinutes``
     before its start."""
-    due = await uow.reservations.lock_to_remind(now, limit)
+    due = await unit.uow.reservations.lock_to_remind(unit.now, limit)
     if due:
-        await uow.reservations.mark("reminded_at", [r.id for r in due], now)
-        await uow.outbox.add([_event(events.RESERVATION_REMINDER, r, now) for r in due])
+        await unit.uow.reservations.mark("reminded_at", [r.id for r in due], unit.now)
+        unit.emit(*(events.ReservationReminded(occurred_at=unit.now, **_about(r)) for r in due))
     return len(due)
 
 
-async def prewarm_devices(
-    uow: UnitOfWork, *, now: datetime, limit: int = 500
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Inside the caller's transaction: the booked devices whose pre-warm starts go through
-    a reset now, so the phone is fresh at the start. Returns ``(node, device)`` to reset."""
+async def prewarm_devices(unit: Unit, *, limit: int = 500) -> int:
+    """Inside the unit's transaction: the booked devices whose pre-warm starts go through
+    a reset once it commits, so the phone is fresh at the start."""
+    uow, now = unit.uow, unit.now
     due = await uow.reservations.lock_to_prewarm(now, limit)
     if not due:
-        return []
+        return 0
     await uow.reservations.mark("prewarmed_at", [r.id for r in due], now)
     resetting = await uow.devices.transition(
         [r.device_id for r in due], DeviceStatus.AVAILABLE, DeviceStatus.RESETTING, now
     )
-    await uow.outbox.add([_event(events.RESERVATION_PREWARM, r, now) for r in due])
-    return [(d.node_id, d.id) for d in resetting]
+    unit.emit(*(events.ReservationPrewarmStarted(occurred_at=now, **_about(r)) for r in due))
+    for device in resetting:
+        unit.effects.reset(device.node_id, device.id)
+    return len(due)
 
 
-async def start_due_reservation(
-    uow: UnitOfWork, *, now: datetime
-) -> tuple[Reservation, Grant | None] | None:
-    """Activate the next booking whose start has come, in its own transaction: it becomes a
-    lease until its end (quota checked now), on its device or, if that one failed, another
-    matching one; else it fails with a reason. ``None`` when none is due."""
-    async with uow:
-        due = await uow.reservations.lock_starting(now, 1, READYING_GRACE)
-        if not due:
-            return None
-        booking = due[0]
-        if booking.end_time <= now:
-            await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, "window_passed")
-            await uow.outbox.add(
-                [_event(events.RESERVATION_FAILED, booking, now, reason="window_passed")]
-            )
-            await uow.commit()
-            return booking, None
-        # Marked active first: the lease being placed must not be refused for its own booking.
-        await uow.reservations.activate(booking.id, None, booking.device_id)
-        lease = PendingLease(
-            uuid.uuid4(), booking.tenant_id, booking.user_id, now, booking.end_time, None
+async def start_due_reservation(unit: Unit) -> tuple[Reservation, Grant | None] | None:
+    """Inside the unit's transaction, activate the next booking whose start has come: it
+    becomes a lease until its end (quota checked now), on its device or, if that one failed,
+    another matching one; else it fails with a reason. ``None`` when none is due."""
+    uow, now = unit.uow, unit.now
+    due = await uow.reservations.lock_starting(now, 1, READYING_GRACE)
+    if not due:
+        return None
+    booking = due[0]
+    if booking.end_time <= now:
+        await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, "window_passed")
+        unit.emit(
+            events.ReservationFailed(occurred_at=now, reason="window_passed", **_about(booking))
         )
-        try:
-            grant = await place_lease(uow, lease, booking.requirements, [booking.device_id])
-        except (NoCapacity, QuotaExceeded) as refusal:
-            await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, refusal.code)
-            await uow.outbox.add(
-                [_event(events.RESERVATION_FAILED, booking, now, reason=refusal.code)]
-            )
-            await uow.commit()
-            return replace(booking, status=ReservationStatus.FAILED, reason=refusal.code), None
-        await uow.reservations.activate(booking.id, grant.allocation.id, grant.device.id)
-        kinds = [events.RESERVATION_ACTIVATED]
-        if grant.device.id != booking.device_id:
-            kinds.append(events.RESERVATION_MOVED)
-        await uow.outbox.add(
-            [
-                _event(
-                    kind,
-                    replace(booking, device_id=grant.device.id),
-                    now,
-                    allocationId=str(grant.allocation.id),
-                )
-                for kind in kinds
-            ]
+        return booking, None
+    # Marked active first: the lease being placed must not be refused for its own booking.
+    await uow.reservations.activate(booking.id, None, booking.device_id)
+    lease = PendingLease(uuid.uuid4(), booking.tenant_id, booking.user_id, now, booking.end_time)
+    try:
+        async with uow.savepoint():
+            grant = await place_lease(unit, lease, booking.requirements, [booking.device_id])
+    except (NoCapacity, QuotaExceeded) as refusal:
+        await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, refusal.code)
+        unit.emit(events.ReservationFailed(occurred_at=now, reason=refusal.code, **_about(booking)))
+        return replace(booking, status=ReservationStatus.FAILED, reason=refusal.code), None
+    await uow.reservations.activate(booking.id, grant.allocation.id, grant.device.id)
+    started = replace(booking, device_id=grant.device.id)
+    unit.emit(
+        events.ReservationActivated(
+            occurred_at=now, allocation_id=grant.allocation.id, **_about(started)
         )
-        await uow.commit()
+    )
+    if grant.device.id != booking.device_id:
+        unit.emit(
+            events.ReservationMoved(
+                occurred_at=now, allocation_id=grant.allocation.id, **_about(started)
+            )
+        )
     return replace(
-        booking,
-        status=ReservationStatus.ACTIVE,
-        allocation_id=grant.allocation.id,
-        device_id=grant.device.id,
+        started, status=ReservationStatus.ACTIVE, allocation_id=grant.allocation.id
     ), grant

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from placement.problem import Strategy
 from scheduler.domain import events
 from scheduler.domain.errors import InvalidRequest
-from scheduler.domain.identity import Principal, require_admin
+from scheduler.domain.identity import require_admin
+from scheduler.services.command_path import Unit
+from scheduler.services.commands import SetStrategy, StrategySet
 from scheduler.services.ports import UnitOfWork
 
 
@@ -16,23 +16,17 @@ async def get_strategy(uow: UnitOfWork) -> Strategy:
         return Strategy(await uow.config.strategy())
 
 
-async def set_strategy(
-    uow: UnitOfWork, principal: Principal, name: str, *, now: datetime
-) -> Strategy:
+async def set_strategy(command: SetStrategy, unit: Unit) -> StrategySet:
     """Raises:
     Forbidden: the caller is not an admin.
     InvalidRequest: no such strategy.
     """
-    require_admin(principal)
+    require_admin(unit.principal)
     try:
-        strategy = Strategy(name)
+        strategy = Strategy(command.strategy)
     except ValueError:
         choices = ", ".join(s.value for s in Strategy)
         raise InvalidRequest(f"strategy must be one of: {choices}") from None
-    async with uow:
-        await uow.config.set_strategy(strategy.value, now)
-        await uow.outbox.add(
-            [events.Event(events.STRATEGY_CHANGED, "scheduler", {"strategy": strategy.value}, now)]
-        )
-        await uow.commit()
-    return strategy
+    await unit.uow.config.set_strategy(strategy.value, unit.now)
+    unit.emit(events.StrategyChanged(occurred_at=unit.now, strategy=strategy.value))
+    return StrategySet(strategy.value)

@@ -16,23 +16,22 @@ from scheduler.domain.identity import (
     new_token,
     require_admin,
 )
-from scheduler.domain.resources import ZERO, Resources
+from scheduler.domain.resources import ZERO
 from scheduler.domain.tenants import Tenant
-from scheduler.services.commands import CreateTenant
+from scheduler.services.command_path import Unit
+from scheduler.services.commands import CreateTenant, CreateToken, TokenIssued, UpdateTenant
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
 
 SYSTEM_TENANT = "system"
 ADMIN_USER = "admin"
 
 
-async def create_tenant(
-    uow: UnitOfWork, principal: Principal, command: CreateTenant, *, now: datetime
-) -> Tenant:
+async def create_tenant(command: CreateTenant, unit: Unit) -> Tenant:
     """Raises:
     Forbidden: the caller is not an admin.
     AlreadyExists: a tenant with that name exists.
     """
-    require_admin(principal)
+    require_admin(unit.principal)
     tenant = Tenant(
         id=uuid.uuid4(),
         name=command.name,
@@ -41,65 +40,42 @@ async def create_tenant(
         quota=command.quota,
         used_devices=0,
         used=ZERO,
-        created_at=now,
+        created_at=unit.now,
     )
-    async with uow:
-        await uow.tenants.add(tenant)
-        await uow.outbox.add(
-            [
-                events.Event(
-                    events.TENANT_CREATED,
-                    str(tenant.id),
-                    {"tenantId": str(tenant.id), "name": tenant.name},
-                    now,
-                )
-            ]
-        )
-        await uow.commit()
+    await unit.uow.tenants.add(tenant)
+    unit.emit(events.TenantCreated(occurred_at=unit.now, tenant_id=tenant.id, name=tenant.name))
     return tenant
 
 
-async def update_tenant(
-    uow: UnitOfWork,
-    principal: Principal,
-    tenant_id: uuid.UUID,
-    *,
-    tier: str | None,
-    max_devices: int | None,
-    quota: Resources | None,
-    now: datetime,
-    max_extensions: int | None = None,
-    max_lease_minutes: int | None = None,
-) -> Tenant:
-    """Change a tenant's tier or quota (the queue's priority and admission follow).
+async def update_tenant(command: UpdateTenant, unit: Unit) -> Tenant:
+    """Change a tenant's tier or quota (the queue's priority and admission follow: the queue
+    drains once it commits).
 
     Raises:
         Forbidden: the caller is not an admin.
         TenantNotFound: no such tenant.
         QuotaExceeded: the new quota is below what the tenant holds now.
     """
-    require_admin(principal)
-    async with uow:
-        tenant = await uow.tenants.update(
-            tenant_id, tier, max_devices, quota, max_extensions, max_lease_minutes
+    require_admin(unit.principal)
+    tenant = await unit.uow.tenants.update(
+        command.tenant_id,
+        command.tier,
+        command.max_devices,
+        command.quota,
+        command.max_extensions,
+        command.max_lease_minutes,
+    )
+    if tenant is None:
+        raise TenantNotFound()
+    unit.emit(
+        events.TenantUpdated(
+            occurred_at=unit.now,
+            tenant_id=tenant.id,
+            tier=tenant.tier,
+            max_devices=tenant.max_devices,
         )
-        if tenant is None:
-            raise TenantNotFound()
-        await uow.outbox.add(
-            [
-                events.Event(
-                    events.TENANT_UPDATED,
-                    str(tenant.id),
-                    {
-                        "tenantId": str(tenant.id),
-                        "tier": tenant.tier,
-                        "maxDevices": tenant.max_devices,
-                    },
-                    now,
-                )
-            ]
-        )
-        await uow.commit()
+    )
+    unit.effects.wake()
     return tenant
 
 
@@ -137,29 +113,33 @@ async def list_tenants(uow: UnitOfWork, principal: Principal) -> list[Tenant]:
         return await uow.tenants.list()
 
 
-async def create_token(
-    uow: UnitOfWork,
-    principal: Principal,
-    tenant_id: uuid.UUID,
-    user_id: str,
-    role: Role,
-    *,
-    now: datetime,
-) -> str:
-    """Issue a bearer token; only its hash is stored, so it is shown once.
+async def create_token(command: CreateToken, unit: Unit) -> TokenIssued:
+    """Issue a bearer token; only its hash is stored, so its secret is in this answer only.
 
     Raises:
         Forbidden: the caller is not an admin.
         TenantNotFound: no such tenant.
     """
-    require_admin(principal)
-    token = new_token()
-    async with uow:
-        if await uow.tenants.get(tenant_id) is None:
-            raise TenantNotFound()
-        await uow.tokens.add(hash_token(token), tenant_id, user_id, role, now)
-        await uow.commit()
-    return token
+    require_admin(unit.principal)
+    if await unit.uow.tenants.get(command.tenant_id) is None:
+        raise TenantNotFound()
+    secret = new_token()
+    issued = TokenIssued(
+        uuid.uuid4(), command.tenant_id, command.user_id, command.role, unit.now, secret
+    )
+    await unit.uow.tokens.add(
+        issued.id, hash_token(secret), command.tenant_id, command.user_id, command.role, unit.now
+    )
+    unit.emit(
+        events.TokenIssued(
+            occurred_at=unit.now,
+            token_id=issued.id,
+            tenant_id=issued.tenant_id,
+            user_id=issued.user_id,
+            role=issued.role.value,
+        )
+    )
+    return issued
 
 
 async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> None:
@@ -179,7 +159,9 @@ async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> N
             )
             await uow.tenants.add(tenant)
         if await uow.tokens.principal_for(hash_token(token)) is None:
-            await uow.tokens.add(hash_token(token), tenant.id, ADMIN_USER, Role.ADMIN, now)
+            await uow.tokens.add(
+                uuid.uuid4(), hash_token(token), tenant.id, ADMIN_USER, Role.ADMIN, now
+            )
         await uow.commit()
 
 

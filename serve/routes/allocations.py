@@ -1,19 +1,18 @@
-"""Allocation routes: listing, one allocation, statistics, and the admin expiry sweep."""
+"""Allocation routes: listing, one allocation, statistics, extensions and the admin expiry
+sweep."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from scheduler.domain.identity import require_admin
 from scheduler.services import allocations, extensions
-from scheduler.services.commands import AllocationFilter
-from scheduler.services.housekeeping import request_resets
+from scheduler.services.commands import AllocationFilter, ExpireDueAllocations, ExtendAllocation
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.idempotency import idempotent, json_response
+from serve.replies import handle, reply
 from serve.schemas import (
     AllocationOut,
     AllocationPage,
@@ -63,42 +62,26 @@ async def stats(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any
 
 
 @router.post("/release-expired", response_model=CountOut)
-async def release_expired(principal: PrincipalDep, services: ServicesDep) -> CountOut:
-    require_admin(principal)
-    ended = await allocations.expire_due_allocations(services.uow(), now=services.clock())
-    request_resets(services.lifecycle, ended)
-    if ended:
-        services.queue.wake()
-    return CountOut(count=len(ended))
+async def release_expired(
+    principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    """Run the expiry sweep now (admin). Honours ``Idempotency-Key``."""
+    handled = await handle(services, ExpireDueAllocations(), principal, key)
+    return reply(handled, CountOut(count=handled.result.count))
 
 
 @router.put("/{allocation_id}/extend", response_model=ExtendedOut)
 async def extend(
     allocation_id: uuid.UUID,
     body: ExtendIn,
-    request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
     key: IdempotencyKeyDep,
 ) -> Response:
     """Push the lease's expiry back within its tenant's limits. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        allocation, info = await extensions.extend_allocation(
-            services.uow(),
-            principal,
-            allocation_id,
-            body.additionalMinutes,
-            reason=body.reason,
-            now=services.clock(),
-        )
-        return json_response(
-            ExtendedOut(
-                **AllocationOut.of(allocation).model_dump(), extendInfo=ExtendInfoOut.of(info)
-            )
-        )
-
-    return await idempotent(request, services, principal, key, run)
+    command = ExtendAllocation(allocation_id, body.additionalMinutes, body.reason)
+    handled = await handle(services, command, principal, key)
+    return reply(handled, ExtendedOut.of(handled.result))
 
 
 @router.get("/{allocation_id}/extend-info", response_model=ExtendInfoOut)

@@ -5,20 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from scheduler.domain.allocations import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES
 from scheduler.domain.queueing import MAX_WAIT_MINUTES, MIN_QUEUE_DURATION_MINUTES
 from scheduler.services import settings_admin
-from serve.deps import PrincipalDep, ServicesDep
-from serve.idempotency import IdempotentRoute
-from serve.schemas import StrategyIn
+from scheduler.services.commands import SetStrategy
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.replies import handle, reply
+from serve.schemas import StrategyIn, StrategyOut
 
-router = APIRouter(route_class=IdempotentRoute, prefix="/scheduler", tags=["config"])
+router = APIRouter(prefix="/scheduler", tags=["config"])
 
 
 @router.get("/config")
 async def get_config(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
-    policy = services.queue_policy
+    config = services.config
+    policy = config.queue_policy
     return {
         "strategy": (await settings_admin.get_strategy(services.uow())).value,
         "leases": {
@@ -32,18 +35,16 @@ async def get_config(principal: PrincipalDep, services: ServicesDep) -> dict[str
             "starvationBoundMinutes": policy.starvation_bound_minutes,
             "minDurationMinutes": MIN_QUEUE_DURATION_MINUTES,
             "maxWaitMinutes": MAX_WAIT_MINUTES,
-            "capPerTenant": services.queue_limits.per_tenant,
-            "capTotal": services.queue_limits.total,
+            "capPerTenant": config.queue_limits.per_tenant,
+            "capTotal": config.queue_limits.total,
         },
-        "deviceResetSeconds": services.settings.device_reset_seconds,
+        "deviceResetSeconds": config.reset.total_seconds(),
     }
 
 
-@router.post("/strategy")
+@router.post("/strategy", response_model=StrategyOut)
 async def set_strategy(
-    body: StrategyIn, principal: PrincipalDep, services: ServicesDep
-) -> dict[str, str]:
-    strategy = await settings_admin.set_strategy(
-        services.uow(), principal, body.strategy, now=services.clock()
-    )
-    return {"strategy": strategy.value}
+    body: StrategyIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    handled = await handle(services, SetStrategy(body.strategy), principal, key)
+    return reply(handled, StrategyOut(strategy=handled.result.strategy))

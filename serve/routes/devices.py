@@ -1,19 +1,20 @@
-"""Device routes: allocate, release, and list what is available."""
+"""Device routes: allocate (or queue), release, and list what is available."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import StringConstraints
 
 from scheduler.domain import limits
-from scheduler.domain.errors import InvalidRequest, NoCapacity
-from scheduler.services import allocations, fleet, queue
+from scheduler.domain.errors import InvalidRequest
+from scheduler.services import fleet
+from scheduler.services.commands import Grant
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.idempotency import idempotent, json_response
-from serve.routes.queue import join
+from serve.replies import handle, reply
+from serve.routes.queue import views
 from serve.schemas import (
     AllocateIn,
     DeviceOut,
@@ -40,50 +41,24 @@ LabelFilter = Annotated[
 )
 async def allocate(
     body: AllocateIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
-) -> Any:
+) -> Response:
     """Lease a device now; with ``queueIfUnavailable`` a request nothing fits waits in the
-    queue instead (202 with the entry) rather than failing with 409."""
-    try:
-        grant = await allocations.allocate_device(
-            services.uow(), principal, body.to_command(), now=services.clock(), idempotency_key=key
-        )
-    except NoCapacity:
-        if not body.queueIfUnavailable:
-            raise
-        entry = await queue.join_queue(
-            services.uow(),
-            principal,
-            body.to_queue_command(),
-            now=services.clock(),
-            limits=services.queue_limits,
-        )
-        return JSONResponse((await join(services, entry)).model_dump(mode="json"), status_code=202)
-    return GrantOut.of(grant)
+    queue instead (202 with the entry) rather than failing with 409. Honours
+    ``Idempotency-Key``: a retry gets the same grant, or the same entry."""
+    handled = await handle(services, body.to_command(), principal, key)
+    if isinstance(handled.result, Grant):
+        return reply(handled, GrantOut.of(handled.result), 201)
+    (view,) = await views(services, [handled.result.entry])
+    return reply(handled, view, 202)
 
 
 @router.post("/release", response_model=ReleaseOut)
 async def release(
-    body: ReleaseIn,
-    request: Request,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    key: IdempotencyKeyDep,
+    body: ReleaseIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """End a lease; its device is reset. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        released = await allocations.release_allocation(
-            services.uow(),
-            principal,
-            allocation_id=body.allocationId,
-            device_id=body.deviceId,
-            now=services.clock(),
-        )
-        services.lifecycle.request_reset(released.node_id, [released.device_id])
-        services.queue.wake()  # the freed quota may admit a waiter on another device
-        return json_response(ReleaseOut.of(released))
-
-    return await idempotent(request, services, principal, key, run)
+    handled = await handle(services, body.to_command(), principal, key)
+    return reply(handled, ReleaseOut.of(handled.result))
 
 
 def parse_labels(labels: list[str]) -> dict[str, str]:

@@ -5,25 +5,23 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from scheduler.services import fleet
-from serve.deps import PrincipalDep, ServicesDep
-from serve.idempotency import IdempotentRoute
-from serve.schemas import AddDevicesIn, DeviceOut, NodeIn, NodeOut
+from scheduler.services.commands import SetNodeSchedulable
+from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
+from serve.replies import handle, reply
+from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
 
-router = APIRouter(route_class=IdempotentRoute, prefix="/scheduler/nodes", tags=["nodes"])
+router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 
 
 @router.post("", status_code=201, response_model=NodeOut)
-async def register_node(body: NodeIn, principal: PrincipalDep, services: ServicesDep) -> NodeOut:
-    node = await fleet.register_node(
-        services.uow(),
-        principal,
-        body.to_command(),
-        now=services.clock(),
-        default_host=services.settings.adb_host,
-    )
-    return NodeOut.of(node)
+async def register_node(
+    body: NodeIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    handled = await handle(services, body.to_command(), principal, key)
+    return reply(handled, NodeOut.of(handled.result), 201)
 
 
 @router.get("", response_model=list[NodeOut])
@@ -40,30 +38,42 @@ async def get_node(node_id: uuid.UUID, principal: PrincipalDep, services: Servic
     return NodeOut.of(node, counts.get(node.id))
 
 
+async def _schedulable(
+    node_id: uuid.UUID,
+    schedulable: bool,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: str | None,
+) -> Response:
+    handled = await handle(services, SetNodeSchedulable(node_id, schedulable), principal, key)
+    return reply(handled, NodeOut.of(handled.result))
+
+
 @router.post("/{node_id}/cordon", response_model=NodeOut)
-async def cordon(node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep) -> NodeOut:
-    node = await fleet.set_node_schedulable(
-        services.uow(), principal, node_id, False, now=services.clock()
-    )
-    return NodeOut.of(node)
+async def cordon(
+    node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    return await _schedulable(node_id, False, principal, services, key)
 
 
 @router.post("/{node_id}/uncordon", response_model=NodeOut)
-async def uncordon(node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep) -> NodeOut:
-    node = await fleet.set_node_schedulable(
-        services.uow(), principal, node_id, True, now=services.clock()
-    )
-    return NodeOut.of(node)
+async def uncordon(
+    node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    return await _schedulable(node_id, True, principal, services, key)
 
 
 @router.post("/{node_id}/devices", status_code=201, response_model=list[DeviceOut])
 async def add_devices(
-    node_id: uuid.UUID, body: AddDevicesIn, principal: PrincipalDep, services: ServicesDep
-) -> list[DeviceOut]:
-    """Create devices within the node's capacity and wait for them to be provisioned."""
-    created = await fleet.add_devices(
-        services.uow(), principal, node_id, body.to_command(), now=services.clock()
-    )
-    await services.lifecycle.provision(node_id, [d.id for d in created])
-    devices = [await fleet.get_device(services.uow(), d.id) or d for d in created]
-    return [DeviceOut.of(d) for d in devices]
+    node_id: uuid.UUID,
+    body: AddDevicesIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Create devices within the node's capacity and wait for them to be provisioned; the
+    answer shows each device as it is now."""
+    handled = await handle(services, body.to_command(node_id), principal, key)
+    created = handled.result.devices
+    devices = await fleet.get_devices(services.uow(), [d.id for d in created])
+    return reply(handled, DeviceList([DeviceOut.of(devices.get(d.id, d)) for d in created]), 201)

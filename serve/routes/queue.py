@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from scheduler.bootstrap import Services
-from scheduler.domain.identity import require_admin
 from scheduler.domain.queueing import QueueEntry
 from scheduler.services import queue
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.idempotency import idempotent, json_response
+from serve.replies import handle, reply
 from serve.schemas import (
     CancelIn,
     GrantedOut,
@@ -35,39 +33,20 @@ async def views(services: Services, entries: list[QueueEntry]) -> list[QueueEntr
         services.uow,
         entries,
         now=services.clock(),
-        policy=services.queue_policy,
-        reset=timedelta(seconds=services.settings.device_reset_seconds),
+        policy=services.config.queue_policy,
+        reset=services.config.reset,
     )
     return [QueueEntryOut.of(v) for v in described]
 
 
-async def join(services: Services, entry: QueueEntry) -> QueueEntryOut:
-    """The view of a new entry, after waking the queue (it may be granted at once)."""
-    services.queue.wake(new_entries=True)
-    return (await views(services, [entry]))[0]
-
-
 @router.post("/join", status_code=201, response_model=QueueEntryOut)
 async def join_queue(
-    body: QueueJoinIn,
-    request: Request,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    key: IdempotencyKeyDep,
+    body: QueueJoinIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """Wait for a device. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        entry = await queue.join_queue(
-            services.uow(),
-            principal,
-            body.to_command(),
-            now=services.clock(),
-            limits=services.queue_limits,
-        )
-        return json_response(await join(services, entry), status_code=201)
-
-    return await idempotent(request, services, principal, key, run)
+    handled = await handle(services, body.to_command(), principal, key)
+    (view,) = await views(services, [handled.result.entry])
+    return reply(handled, view, 201)
 
 
 @router.get("", response_model=QueuePage)
@@ -99,17 +78,19 @@ async def stats(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any
 
 
 @router.post("/process-next", response_model=GrantedOut)
-async def process_next(principal: PrincipalDep, services: ServicesDep) -> GrantedOut:
-    require_admin(principal)
-    return GrantedOut(granted=await services.queue.drain(1))
+async def process_next(
+    principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    handled = await handle(services, queue.DrainQueue(1), principal, key)
+    return reply(handled, GrantedOut(granted=handled.result.count))
 
 
 @router.post("/process-batch", response_model=GrantedOut)
 async def process_batch(
-    body: ProcessBatchIn, principal: PrincipalDep, services: ServicesDep
-) -> GrantedOut:
-    require_admin(principal)
-    return GrantedOut(granted=await services.queue.drain(body.maxCount))
+    body: ProcessBatchIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    handled = await handle(services, queue.DrainQueue(body.maxCount), principal, key)
+    return reply(handled, GrantedOut(granted=handled.result.count))
 
 
 @router.get("/{entry_id}", response_model=QueueEntryOut)
@@ -138,22 +119,13 @@ async def position(
 @router.post("/{entry_id}/cancel", response_model=QueueEntryOut)
 async def cancel(
     entry_id: uuid.UUID,
-    request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
     key: IdempotencyKeyDep,
     body: CancelIn | None = None,
 ) -> Response:
     """Leave the queue. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        entry = await queue.cancel_entry(
-            services.uow(),
-            principal,
-            entry_id,
-            now=services.clock(),
-            reason=body.reason if body else None,
-        )
-        return json_response((await views(services, [entry]))[0])
-
-    return await idempotent(request, services, principal, key, run)
+    command = queue.CancelQueueEntry(entry_id, body.reason if body else None)
+    handled = await handle(services, command, principal, key)
+    (view,) = await views(services, [handled.result])
+    return reply(handled, view)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from scheduler.services import reservations
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.idempotency import idempotent, json_response
+from serve.replies import handle, reply
 from serve.schemas import (
     CancelIn,
     ReservationIn,
@@ -26,32 +26,13 @@ router = APIRouter(prefix="/scheduler/reservations", tags=["reservations"])
 Status = Literal["pending", "active", "completed", "cancelled", "no_show", "failed"]
 
 
-def _reset(services: Any) -> timedelta:
-    return timedelta(seconds=services.settings.device_reset_seconds)
-
-
 @router.post("", status_code=201, response_model=ReservationOut)
 async def create(
-    request: Request,
-    body: ReservationIn,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    key: IdempotencyKeyDep,
+    body: ReservationIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """Book a device for a window. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        booked = await reservations.create_reservation(
-            services.uow(),
-            principal,
-            body.to_command(),
-            now=services.clock(),
-            rules=services.booking_rules,
-            reset=_reset(services),
-        )
-        return json_response(ReservationOut.of(booked), status_code=201)
-
-    return await idempotent(request, services, principal, key, run)
+    handled = await handle(services, body.to_command(), principal, key)
+    return reply(handled, ReservationOut.of(handled.result), 201)
 
 
 @router.get("", response_model=ReservationPage)
@@ -82,8 +63,8 @@ async def check_conflict(
         services.uow(),
         body.to_command(),
         now=services.clock(),
-        rules=services.booking_rules,
-        reset=_reset(services),
+        rules=services.config.booking_rules,
+        reset=services.config.reset,
     )
     return {
         "available": device is not None,
@@ -117,7 +98,6 @@ async def get(
 
 @router.put("/{reservation_id}", response_model=ReservationOut)
 async def update(
-    request: Request,
     reservation_id: uuid.UUID,
     body: ReservationUpdateIn,
     principal: PrincipalDep,
@@ -125,26 +105,13 @@ async def update(
     key: IdempotencyKeyDep,
 ) -> Response:
     """Move or resize a pending booking. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        moved = await reservations.update_reservation(
-            services.uow(),
-            principal,
-            reservation_id,
-            start_time=body.startTime,
-            duration_minutes=body.durationMinutes,
-            now=services.clock(),
-            rules=services.booking_rules,
-            reset=_reset(services),
-        )
-        return json_response(ReservationOut.of(moved))
-
-    return await idempotent(request, services, principal, key, run)
+    command = reservations.UpdateReservation(reservation_id, body.startTime, body.durationMinutes)
+    handled = await handle(services, command, principal, key)
+    return reply(handled, ReservationOut.of(handled.result))
 
 
 @router.post("/{reservation_id}/cancel", response_model=ReservationOut)
 async def cancel(
-    request: Request,
     reservation_id: uuid.UUID,
     principal: PrincipalDep,
     services: ServicesDep,
@@ -152,15 +119,6 @@ async def cancel(
     body: CancelIn | None = None,
 ) -> Response:
     """Cancel a pending booking. Honours ``Idempotency-Key``."""
-
-    async def run() -> Response:
-        cancelled = await reservations.cancel_reservation(
-            services.uow(),
-            principal,
-            reservation_id,
-            reason=body.reason if body else None,
-            now=services.clock(),
-        )
-        return json_response(ReservationOut.of(cancelled))
-
-    return await idempotent(request, services, principal, key, run)
+    command = reservations.CancelReservation(reservation_id, body.reason if body else None)
+    handled = await handle(services, command, principal, key)
+    return reply(handled, ReservationOut.of(handled.result))

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from placement.problem import Strategy
 from scheduler.domain.errors import InvalidRequest
-from scheduler.services.planning import PlanRequest, plan_requests
+from scheduler.services.planning import PlanRequest, dry_run
 from serve.deps import PrincipalDep, ServicesDep
 from serve.schemas import PreferredSpecs, ScheduleBatchIn, ScheduleItem, plan_out
 
@@ -39,10 +39,11 @@ async def _plan(body: ScheduleBatchIn, principal: Any, services: Any) -> dict[st
         )
         for index, item in enumerate(body.requests)
     ]
-    plan = await plan_requests(
-        services.uow(),
+    assert services.config.solver is not None
+    plan = await dry_run(
+        services.uow,
         requests,
-        solver=services.solver,
+        solver=services.config.solver,
         strategy=_strategy(body.strategy),
         max_time_seconds=body.maxTimeSeconds,
     )

@@ -46,6 +46,7 @@ from serve.schemas.batches import (
 )
 from serve.schemas.fleet import (
     AddDevicesIn,
+    DeviceList,
     DeviceOut,
     DevicePage,
     DeviceSpecIn,
@@ -84,6 +85,7 @@ from serve.schemas.tenancy import (
     QuotaIn,
     QuotaOut,
     StrategyIn,
+    StrategyOut,
     TenantIn,
     TenantOut,
     TenantUpdateIn,
@@ -112,6 +114,7 @@ __all__ = [
     "Body",
     "CancelIn",
     "CountOut",
+    "DeviceList",
     "DeviceOut",
     "DevicePage",
     "DeviceSpecIn",
@@ -151,6 +154,7 @@ __all__ = [
     "ScheduleBatchIn",
     "ScheduleItem",
     "StrategyIn",
+    "StrategyOut",
     "TaintIn",
     "TenantIn",
     "TenantOut",

@@ -23,10 +23,11 @@ from scheduler.domain.queueing import (
 from scheduler.domain.resources import DeviceRequirements, Toleration
 from scheduler.services.commands import (
     AllocateDevice,
+    Extended,
     Grant,
     Release,
+    ReleaseAllocation,
 )
-from scheduler.services.queue import JoinQueue
 from serve.schemas.base import (
     Body,
     Labels,
@@ -41,7 +42,7 @@ class TolerationIn(Body):
 
 
 class PreferredSpecs(Body):
-    minCpu: float = Field(default=0, ge=0, le=limits.MAX_DEVICE_CPU_CORES)
+    minCpu: float = Field(default=0.0, ge=0, le=limits.MAX_DEVICE_CPU_CORES)
     minMemory: int = Field(default=0, ge=0, le=limits.MAX_DEVICE_MEMORY_MB)
     minStorage: int = Field(default=0, ge=0, le=limits.MAX_DEVICE_STORAGE_MB)
     androidVersion: str | None = Field(
@@ -72,15 +73,15 @@ class AllocateIn(Body):
         default=DEFAULT_WAIT_MINUTES, ge=MIN_WAIT_MINUTES, le=MAX_WAIT_MINUTES
     )
 
-    def to_queue_command(self) -> JoinQueue:
-        specs = self.preferredSpecs or PreferredSpecs()
-        return JoinQueue(
-            self.userId, self.durationMinutes, specs.requirements(), self.maxWaitMinutes
-        )
-
     def to_command(self) -> AllocateDevice:
         specs = self.preferredSpecs or PreferredSpecs()
-        return AllocateDevice(self.userId, self.durationMinutes, specs.requirements())
+        return AllocateDevice(
+            self.userId,
+            self.durationMinutes,
+            specs.requirements(),
+            self.queueIfUnavailable,
+            self.maxWaitMinutes,
+        )
 
 
 class DeviceSummary(Out):
@@ -126,6 +127,9 @@ class ReleaseIn(Body):
         if (self.allocationId is None) == (self.deviceId is None):
             raise ValueError("give exactly one of allocationId or deviceId")
         return self
+
+    def to_command(self) -> ReleaseAllocation:
+        return ReleaseAllocation(self.allocationId, self.deviceId)
 
 
 class ReleaseOut(Out):
@@ -209,3 +213,9 @@ class ExtendInfoOut(Out):
 
 class ExtendedOut(AllocationOut):
     extendInfo: ExtendInfoOut
+
+    @classmethod
+    def of(cls, e: Extended) -> ExtendedOut:  # type: ignore[override]
+        return cls(
+            **AllocationOut.of(e.allocation).model_dump(), extendInfo=ExtendInfoOut.of(e.info)
+        )

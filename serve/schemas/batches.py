@@ -14,18 +14,12 @@ from scheduler.domain.allocations import (
     Allocation,
 )
 from scheduler.domain.errors import SchedulerError
-from scheduler.domain.extensions import MAX_EXTENSION_MINUTES, MIN_EXTENSION_MINUTES, ExtensionInfo
-from scheduler.services.batch import AllocateBatch, ItemOutcome
-from scheduler.services.commands import (
-    AllocateDevice,
-    Grant,
-    Page,
-    Release,
-)
+from scheduler.domain.extensions import MAX_EXTENSION_MINUTES, MIN_EXTENSION_MINUTES
+from scheduler.services.batch import AllocateBatch, ExtendBatch, ItemOutcome, ReleaseBatch
+from scheduler.services.commands import AllocateDevice, Extended, Grant, Page, Release
 from serve.schemas.allocations import (
     AllocationOut,
     ExtendedOut,
-    ExtendInfoOut,
     GrantOut,
     PreferredSpecs,
     ReleaseOut,
@@ -64,10 +58,16 @@ class BatchAllocateIn(Body):
 class BatchReleaseIn(Body):
     allocationIds: list[uuid.UUID] = Field(min_length=1, max_length=500)
 
+    def to_command(self) -> ReleaseBatch:
+        return ReleaseBatch(tuple(self.allocationIds))
+
 
 class BatchExtendIn(Body):
     allocationIds: list[uuid.UUID] = Field(min_length=1, max_length=100)
     additionalMinutes: int = Field(ge=MIN_EXTENSION_MINUTES, le=MAX_EXTENSION_MINUTES)
+
+    def to_command(self) -> ExtendBatch:
+        return ExtendBatch(tuple(self.allocationIds), self.additionalMinutes)
 
 
 class BatchQueryIn(Body):
@@ -156,22 +156,13 @@ class BatchExtendOut(Out):
     failed: int
 
     @classmethod
-    def of(
-        cls,
-        ids: list[uuid.UUID],
-        outcomes: list[ItemOutcome[tuple[Allocation, ExtensionInfo]]],
-    ) -> BatchExtendOut:
+    def of(cls, ids: list[uuid.UUID], outcomes: list[ItemOutcome[Extended]]) -> BatchExtendOut:
         results = [
             BatchExtendItemOut(
                 index=o.index,
                 allocationId=ids[o.index],
                 status="extended" if o.value is not None else "failed",
-                allocation=ExtendedOut(
-                    **AllocationOut.of(o.value[0]).model_dump(),
-                    extendInfo=ExtendInfoOut.of(o.value[1]),
-                )
-                if o.value is not None
-                else None,
+                allocation=ExtendedOut.of(o.value) if o.value is not None else None,
                 error=ItemErrorOut.of(o.error),
             )
             for o in outcomes

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from scheduler.domain import limits
 from scheduler.domain.fleet import Device, Node
@@ -111,9 +111,9 @@ class AddDevicesIn(Body):
     spec: DeviceSpecIn
     labels: Labels = LabelsField
 
-    def to_command(self) -> AddDevices:
+    def to_command(self, node_id: uuid.UUID) -> AddDevices:
         return AddDevices(
-            self.count, self.spec.resources(), self.spec.androidVersion, dict(self.labels)
+            node_id, self.count, self.spec.resources(), self.spec.androidVersion, dict(self.labels)
         )
 
 
@@ -152,6 +152,10 @@ class DeviceOut(Out):
             adbHost=d.adb_host,
             adbPort=d.adb_port,
         )
+
+
+class DeviceList(RootModel[list[DeviceOut]]):
+    """A plain JSON list of devices."""
 
 
 class DevicePage(Out):

@@ -9,11 +9,10 @@ from typing import Literal
 from pydantic import Field
 
 from scheduler.domain import limits
+from scheduler.domain.identity import Role
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
-from scheduler.services.commands import (
-    CreateTenant,
-)
+from scheduler.services.commands import CreateTenant, CreateToken, TokenIssued, UpdateTenant
 from serve.schemas.base import (
     Body,
     Name,
@@ -88,16 +87,37 @@ class TokenIn(Body):
     userId: str = UserId
     role: Literal["admin", "service", "user"]
 
+    def to_command(self) -> CreateToken:
+        return CreateToken(self.tenantId, self.userId, Role(self.role))
+
 
 class TokenOut(Out):
-    token: str
+    id: uuid.UUID
+    token: str | None
     tenantId: uuid.UUID
     userId: str
     role: str
+    createdAt: datetime
+    expiresAt: datetime | None = None
+
+    @classmethod
+    def of(cls, t: TokenIssued) -> TokenOut:
+        return cls(
+            id=t.id,
+            token=t.token,
+            tenantId=t.tenant_id,
+            userId=t.user_id,
+            role=t.role.value,
+            createdAt=t.created_at,
+        )
 
 
 class StrategyIn(Body):
     strategy: str = Field(min_length=1, max_length=32)
+
+
+class StrategyOut(Out):
+    strategy: str
 
 
 class ExtensionPolicyIn(Body):
@@ -109,3 +129,14 @@ class TenantUpdateIn(Body):
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     quota: QuotaIn | None = None
     extensionPolicy: ExtensionPolicyIn | None = None
+
+    def to_command(self, tenant_id: uuid.UUID) -> UpdateTenant:
+        q, policy = self.quota, self.extensionPolicy
+        return UpdateTenant(
+            tenant_id,
+            tier=self.tier,
+            max_devices=q.maxDevices if q else None,
+            quota=Resources(q.cpuCores, q.memoryMB, q.storageMB) if q else None,
+            max_extensions=policy.maxExtensions if policy else None,
+            max_lease_minutes=policy.maxTotalMinutes if policy else None,
+        )

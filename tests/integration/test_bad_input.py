@@ -7,7 +7,6 @@ import uuid
 import httpx
 import pytest
 
-from scheduler.bootstrap import Services
 from tests.builders import auth, in_pool, new_pool, new_tenant, new_token
 
 pytestmark = pytest.mark.integration
@@ -243,7 +242,12 @@ async def test_admin_writes_honour_idempotency_keys(
     first = await client.post("/scheduler/admin/tokens", headers=headers, json=body)
     again = await client.post("/scheduler/admin/tokens", headers=headers, json=body)
     assert first.status_code == again.status_code == 201
-    assert first.json()["token"] == again.json()["token"]
+    # the replay names the same token, and never carries its secret (stored only hashed)
+    assert first.json()["token"] and again.json()["token"] is None
+    assert first.json()["id"] == again.json()["id"]
+    assert {k: v for k, v in first.json().items() if k != "token"} == {
+        k: v for k, v in again.json().items() if k != "token"
+    }
     assert again.headers.get("idempotent-replayed") == "true"
 
     node = (
@@ -272,28 +276,3 @@ async def test_admin_writes_honour_idempotency_keys(
         f"/scheduler/nodes/{node['id']}/devices", headers=headers, json={**devices, "count": 1}
     )
     assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
-
-
-async def test_a_claim_abandoned_in_progress_is_taken_over_by_a_later_retry(
-    client: httpx.AsyncClient, admin_token: str, services: Services
-) -> None:
-    from tests.builders import run_sql
-
-    key = uuid.uuid4().hex
-    body = {
-        "name": f"abandoned-{key[:8]}",
-        "capacity": {"cpuCores": 1, "memoryMB": 1024, "storageMB": 1024, "maxDevices": 1},
-    }
-    admin_tenant = (await client.get("/scheduler/admin/tenants", headers=auth(admin_token))).json()
-    system = next(t for t in admin_tenant if t["name"] == "system")
-    await run_sql(
-        services,
-        "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key,"
-        " operation, request_hash, created_at) VALUES (%(t)s, 'admin', %(k)s,"
-        " 'POST /scheduler/nodes', 'x', now() - interval '1 hour')",
-        {"t": uuid.UUID(system["id"]), "k": key},
-    )
-    r = await client.post(
-        "/scheduler/nodes", headers={**auth(admin_token), "Idempotency-Key": key}, json=body
-    )
-    assert r.status_code == 201, r.text

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from scheduler.bootstrap import Services
+from scheduler.services.command_path import run_unit
 from scheduler.services.extensions import warn_expiring
 from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
 
@@ -117,9 +118,8 @@ async def test_each_lease_is_warned_once_before_it_expires_and_again_after_an_ex
     ).json()
 
     async def warn(lead_minutes: int) -> None:
-        async with services.uow() as uow:
-            await warn_expiring(uow, now=services.clock(), lead=timedelta(minutes=lead_minutes))
-            await uow.commit()
+        lead = timedelta(minutes=lead_minutes)
+        await run_unit(services.uow, lambda u: warn_expiring(u, lead=lead), now=services.clock())
 
     async def warnings() -> int:
         rows = await run_sql(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,10 +14,13 @@ import pytest
 from scheduler.bootstrap import Services
 from scheduler.domain.errors import QueueFull
 from scheduler.domain.identity import Principal, Role
+from scheduler.domain.queueing import QueueLimits
 from scheduler.domain.resources import DeviceRequirements
+from scheduler.services.command_path import CommandPath
+from scheduler.services.handlers import ROUTES
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
 from scheduler.services.node_agent import InProcessDeviceLifecycle
-from scheduler.services.queue import JoinQueue, QueueLimits, drain_queue, join_queue
+from scheduler.services.queue import JoinQueue, Queued, drain_queue
 from scheduler.services.queue_dispatch import QueueDrainer
 from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
 
@@ -208,26 +212,25 @@ async def test_racing_drains_never_grant_one_device_or_entry_twice(
     principal = Principal(uuid.UUID(tenant["id"]), "crowd", Role.USER)
     requirements = DeviceRequirements(labels=pool.label)
     entries = [
-        await join_queue(
-            services.uow(),
-            principal,
-            JoinQueue(None, 30, requirements, 30),
-            now=services.clock(),
-            limits=QueueLimits(),
-        )
+        (await services.commands.handle(JoinQueue(None, 30, requirements, 30), principal)).result
         for _ in range(15)
     ]
-    results = await asyncio.gather(
-        *(
-            drain_queue(services.uow, now=services.clock(), policy=services.queue_policy)
-            for _ in range(4)
-        )
+    entries = [q.entry for q in entries]
+    policy = services.config.queue_policy
+    # four drains race each other and the drains the joins woke in this process
+    await asyncio.gather(
+        *(drain_queue(services.uow, now=services.clock(), policy=policy) for _ in range(4))
     )
-    granted = [g for r in results for _, g in r.granted]
+    await settle(services)
     mine = {e.id for e in entries}
-    granted = [g for r in results for e, g in r.granted if e.id in mine]
-    assert len(granted) == 6
-    assert len({g.device.id for g in granted}) == 6
+    leases = await run_sql(
+        services,
+        "SELECT a.device_id FROM queue_entries q JOIN allocations a ON a.id = q.allocation_id"
+        " WHERE q.id = ANY(%(ids)s)",
+        {"ids": list(mine)},
+    )
+    assert len(leases) == 6
+    assert len({r["device_id"] for r in leases}) == 6
     rows = await run_sql(
         services,
         "SELECT status, count(*) AS n FROM queue_entries WHERE id = ANY(%(ids)s) GROUP BY status",
@@ -249,23 +252,19 @@ async def test_the_queue_pushes_back_when_full(
     token = await new_token(client, admin_token, tenant["id"], "flood")
     principal = Principal(uuid.UUID(tenant["id"]), "flood", Role.USER)
     command = JoinQueue(None, 30, DeviceRequirements(labels=pool.label), 30)
+    capped = CommandPath(
+        services.uow,
+        ROUTES,
+        config=replace(services.config, queue_limits=QueueLimits(per_tenant=2)),
+        lifecycle=services.lifecycle,
+        queue=services.queue,
+        clock=services.clock,
+    )
     for _ in range(2):
-        await join_queue(
-            services.uow(),
-            principal,
-            command,
-            now=services.clock(),
-            limits=QueueLimits(per_tenant=2),
-        )
+        assert isinstance((await capped.handle(command, principal)).result, Queued)
     with pytest.raises(QueueFull):
-        await join_queue(
-            services.uow(),
-            principal,
-            command,
-            now=services.clock(),
-            limits=QueueLimits(per_tenant=2),
-        )
-    limits, services.queue_limits = services.queue_limits, QueueLimits(per_tenant=2)
+        await capped.handle(command, principal)
+    commands, services.commands = services.commands, capped
     try:
         r = await client.post(
             "/scheduler/queue/join",
@@ -273,7 +272,7 @@ async def test_the_queue_pushes_back_when_full(
             json={"durationMinutes": 30, "preferredSpecs": {"labels": pool.label}},
         )
     finally:
-        services.queue_limits = limits
+        services.commands = commands
     assert r.status_code == 429 and r.json()["code"] == "queue_full"
     assert r.headers["retry-after"] == "30"
 
@@ -310,7 +309,7 @@ async def test_an_enterprise_waiter_preempts_a_free_lease_after_notice_and_grace
     from datetime import timedelta
 
     from scheduler.domain.queueing import QueuePolicy
-    from scheduler.services.allocations import expire_due_allocations
+    from tests.builders import expire_due
 
     pool = await new_pool(client, admin_token, devices=1)
     free_tenant, big_tenant = await free_and_enterprise_tenants(client, admin_token)
@@ -340,10 +339,10 @@ async def test_an_enterprise_waiter_preempts_a_free_lease_after_notice_and_grace
     assert len(notices) == 1 and notices[0]["payload"]["queueEntryId"] == entry["id"]
 
     # within the grace period nothing happens; after it, the lease is revoked and billed
-    early = await expire_due_allocations(services.uow(), now=services.clock())
+    early = await expire_due(services, now=services.clock())
     assert uuid.UUID(lease["allocationId"]) not in {r.allocation_id for r in early}
     later = services.clock() + timedelta(seconds=31)
-    revoked = await expire_due_allocations(services.uow(), now=later)
+    revoked = await expire_due(services, now=later)
     assert [r.allocation_id for r in revoked] == [uuid.UUID(lease["allocationId"])]
     record = await run_sql(
         services,
@@ -377,7 +376,7 @@ async def test_without_opting_in_nobody_is_preempted(
         headers=auth(await new_token(client, admin_token, big_tenant["id"], "e")),
         json=in_pool(pool),
     )
-    await drain_queue(services.uow, now=services.clock(), policy=services.queue_policy)
+    await drain_queue(services.uow, now=services.clock(), policy=services.config.queue_policy)
     rows = await run_sql(
         services,
         "SELECT revoke_at FROM allocations WHERE id = %(id)s",

@@ -11,8 +11,17 @@ import pytest
 
 from scheduler.bootstrap import Services
 from scheduler.domain.identity import Principal, Role
-from scheduler.services.allocations import expire_due_allocations, release_allocation
-from tests.builders import auth, force_due, in_pool, new_pool, new_tenant, new_token, run_sql
+from scheduler.services.commands import ReleaseAllocation
+from tests.builders import (
+    auth,
+    expire_due,
+    force_due,
+    in_pool,
+    new_pool,
+    new_tenant,
+    new_token,
+    run_sql,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +81,8 @@ async def test_release_racing_expiry_on_one_lease_writes_exactly_one_usage_recor
         await force_due(services, [allocation_id])
         now = services.clock()
         outcomes = await asyncio.gather(
-            release_allocation(
-                services.uow(),
-                principal,
-                allocation_id=uuid.UUID(allocation_id),
-                device_id=None,
-                now=now,
-            ),
-            expire_due_allocations(services.uow(), now=now),
+            services.commands.handle(ReleaseAllocation(uuid.UUID(allocation_id)), principal),
+            expire_due(services, now=now),
             return_exceptions=True,
         )
         assert await _usage_records(services, allocation_id) == 1, outcomes
@@ -141,22 +144,14 @@ async def test_the_one_active_lease_per_device_index_refuses_a_second_lease(
     grant = (
         await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
     ).json()
-    from scheduler.domain.allocations import Allocation, AllocationStatus
-    from scheduler.domain.errors import NoCapacity
-    from scheduler.domain.resources import Resources
+    import psycopg
 
-    now = services.clock()
-    rogue = Allocation(
-        uuid.uuid4(),
-        uuid.UUID(grant["deviceId"]),
-        uuid.UUID(tenant["id"]),
-        "rogue",
-        AllocationStatus.ACTIVE,
-        now,
-        now.replace(year=now.year + 1),
-        Resources(1, 1, 1),
-    )
-    with pytest.raises(NoCapacity):
-        async with services.uow() as uow:
-            await uow.allocations.add(rogue, None)
-            await uow.commit()
+    rogue = {"id": uuid.uuid4(), "device": grant["deviceId"], "tenant": tenant["id"]}
+    with pytest.raises(psycopg.errors.UniqueViolation, match="one_active_per_device"):
+        await run_sql(
+            services,
+            "INSERT INTO allocations (id, device_id, tenant_id, user_id, status, allocated_at,"
+            " expires_at, cpu_cores, memory_mb, storage_mb) VALUES (%(id)s, %(device)s,"
+            " %(tenant)s, 'rogue', 'active', now(), now() + interval '1 year', 1, 1, 1)",
+            rogue,
+        )

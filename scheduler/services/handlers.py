@@ -1,0 +1,65 @@
+"""Every command, its handler, and the result types its stored outcome may hold: the table
+the command path dispatches on (routes, jobs and consumers all send commands through it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scheduler.domain.fleet import Node
+from scheduler.domain.queueing import QueueEntry
+from scheduler.domain.reservations import Reservation
+from scheduler.domain.tenants import Tenant
+from scheduler.services import (
+    allocations,
+    batch,
+    extensions,
+    fleet,
+    queue,
+    reservations,
+    settings_admin,
+    tenancy,
+)
+from scheduler.services.command_path import Route
+from scheduler.services.commands import (
+    AddDevices,
+    AddedDevices,
+    AllocateDevice,
+    Count,
+    CreateTenant,
+    CreateToken,
+    ExpireDueAllocations,
+    ExtendAllocation,
+    Extended,
+    Grant,
+    RegisterNode,
+    Release,
+    ReleaseAllocation,
+    SetNodeSchedulable,
+    SetStrategy,
+    StrategySet,
+    TokenIssued,
+    UpdateTenant,
+)
+
+ROUTES: dict[type, Route[Any, Any]] = {
+    AllocateDevice: Route(allocations.allocate_device, (Grant, queue.Queued)),
+    ReleaseAllocation: Route(allocations.release_allocation, (Release,)),
+    ExpireDueAllocations: Route(allocations.expire_due_allocations, (Count,)),
+    ExtendAllocation: Route(extensions.extend_allocation, (Extended,)),
+    batch.AllocateBatch: Route(batch.allocate_batch, (batch.BatchOutcomes[Grant],)),
+    batch.ReleaseBatch: Route(batch.release_batch, (batch.BatchOutcomes[Release],)),
+    batch.ExtendBatch: Route(batch.extend_batch, (batch.BatchOutcomes[Extended],)),
+    queue.JoinQueue: Route(queue.join_queue, (queue.Queued,)),
+    queue.CancelQueueEntry: Route(queue.cancel_entry, (QueueEntry,)),
+    queue.DrainQueue: Route(queue.drain_now, (Count,)),
+    reservations.Reserve: Route(reservations.create_reservation, (Reservation,)),
+    reservations.UpdateReservation: Route(reservations.update_reservation, (Reservation,)),
+    reservations.CancelReservation: Route(reservations.cancel_reservation, (Reservation,)),
+    RegisterNode: Route(fleet.register_node, (Node,)),
+    SetNodeSchedulable: Route(fleet.set_node_schedulable, (Node,)),
+    AddDevices: Route(fleet.add_devices, (AddedDevices,)),
+    CreateTenant: Route(tenancy.create_tenant, (Tenant,)),
+    UpdateTenant: Route(tenancy.update_tenant, (Tenant,)),
+    CreateToken: Route(tenancy.create_token, (TokenIssued,)),
+    SetStrategy: Route(settings_admin.set_strategy, (StrategySet,)),
+}

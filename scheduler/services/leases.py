@@ -1,0 +1,150 @@
+"""Claiming and ending leases inside a unit's transaction: the steps that allocate, the
+queue's drains, batches and bookings all share."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from placement.greedy import rank_best_fit
+from placement.model import as_vector
+from scheduler.domain import events
+from scheduler.domain.allocations import Allocation, AllocationStatus, end_time, usage_record_for
+from scheduler.domain.errors import NoCapacity, QuotaExceeded
+from scheduler.domain.fleet import DeviceStatus
+from scheduler.domain.resources import DeviceRequirements
+from scheduler.services.command_path import Unit
+from scheduler.services.commands import Grant, PendingLease, Release
+
+#: Fresh looks at the fleet one placement takes when concurrent requests took its picks.
+CLAIM_ATTEMPTS = 3
+
+
+async def place_lease(
+    unit: Unit,
+    lease: PendingLease,
+    requirements: DeviceRequirements,
+    preferred: Sequence[uuid.UUID] = (),
+) -> Grant:
+    """Inside the unit's transaction: the best-fitting device the tenant's quota admits,
+    claimed and leased, with its ``allocation.granted`` event.
+
+    The tenant row stays locked to the end of the transaction: a tenant's grants serialize
+    there, so a claimed device is never rolled back for quota (which would have made
+    concurrent requests skip a device that ends up free). ``preferred`` devices (a plan's
+    choice) are tried first, then the best fits.
+
+    Raises:
+        NoCapacity: no available device matches.
+        QuotaExceeded: the tenant's quota does not admit any matching device.
+    """
+    uow = unit.uow
+    for _ in range(CLAIM_ATTEMPTS):
+        tenant, candidates, strategy = await uow.devices.placement_snapshot(
+            lease.tenant_id, requirements, lease.expires_at
+        )
+        if tenant is None or tenant.devices_left < 1:
+            raise QuotaExceeded("the tenant's device quota is used up")
+        ranked = rank_best_fit(
+            candidates, as_vector(requirements.minimum), as_vector(tenant.headroom), strategy
+        )
+        if len(candidates) and not len(ranked):
+            raise QuotaExceeded(
+                f"no matching device fits the tenant's remaining quota {tenant.headroom}"
+            )
+        ids = [*preferred] + [
+            device_id
+            for row in ranked
+            for device_id in candidates.ids[row]  # type: ignore[attr-defined]
+            if device_id not in preferred
+        ]
+        claimed = await uow.allocations.grant(lease, ids) if ids else None
+        if claimed is not None or not ids:
+            break
+        # every sampled device was taken meanwhile: look again (others may still be free)
+    if claimed is None:
+        raise NoCapacity(f"no available device matches: {requirements.describe()}")
+    device, charged = claimed
+    if not charged:
+        raise QuotaExceeded(f"the tenant's quota does not admit a device of {device.spec}")
+    grant = Grant(lease.on(device), device)
+    allocation = grant.allocation
+    unit.emit(
+        events.AllocationGranted(
+            occurred_at=allocation.allocated_at,
+            allocation_id=allocation.id,
+            device_id=device.id,
+            node_id=device.node_id,
+            tenant_id=allocation.tenant_id,
+            user_id=allocation.user_id,
+            expires_at=allocation.expires_at,
+        )
+    )
+    return grant
+
+
+async def end_lease(
+    unit: Unit, allocation: Allocation, status: AllocationStatus, reason: str
+) -> Release:
+    """End one lease, whose row the unit's transaction holds: usage record, quota refund,
+    events, and the device's reset and a queue wake once committed. The usage record's
+    unique allocation id backs the row lock up."""
+    uow, now = unit.uow, unit.now
+    ended_at = end_time(allocation, status, now)
+    await uow.allocations.end(allocation.id, status, ended_at, reason)
+    record = usage_record_for(
+        allocation, ended_at=ended_at, end_reason=reason, record_id=uuid.uuid4()
+    )
+    await uow.usage.add(record, now)
+    await uow.tenants.refund(allocation.tenant_id, allocation.resources)
+    await uow.reservations.complete_for(allocation.id, now)
+    (device,) = await uow.devices.transition(
+        [allocation.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
+    ) or (None,)
+    node_id = device.node_id if device else uuid.UUID(int=0)
+    unit.emit(
+        events.ENDED_EVENT[status.value](
+            occurred_at=now,
+            allocation_id=allocation.id,
+            device_id=allocation.device_id,
+            tenant_id=allocation.tenant_id,
+            user_id=allocation.user_id,
+            ended_at=ended_at,
+            reason=reason,
+            duration_seconds=record.duration_seconds,
+            usage_record_id=record.id,
+        ),
+        events.DeviceResetStarted(occurred_at=now, device_id=allocation.device_id, node_id=node_id),
+    )
+    if device is not None:
+        unit.effects.reset(device.node_id, device.id)
+    unit.effects.wake()  # the freed quota may admit a waiter on another device
+    return Release(allocation.id, allocation.device_id, node_id, record.duration_seconds, record.id)
+
+
+async def end_due_allocations(unit: Unit, *, limit: int = 500) -> list[Release]:
+    """Inside the unit's transaction, end every lease whose expiry has come, and revoke
+    every lease whose preemption grace has run out, each once (the rows are held)."""
+    uow, now = unit.uow, unit.now
+    due = await uow.allocations.lock_due(now, limit)
+    ended = [await end_lease(unit, a, AllocationStatus.EXPIRED, "expired") for a in due]
+    for allocation, entry_id, still_waiting in await uow.allocations.lock_revocations_due(
+        now, limit
+    ):
+        if allocation.id in {a.id for a in due}:
+            continue
+        if still_waiting:
+            ended.append(await end_lease(unit, allocation, AllocationStatus.REVOKED, "preempted"))
+            continue
+        # The waiter it was for got a device, left or timed out: the lease stays.
+        await uow.allocations.clear_revocation(allocation.id)
+        unit.emit(
+            events.PreemptionCancelled(
+                occurred_at=now,
+                allocation_id=allocation.id,
+                user_id=allocation.user_id,
+                tenant_id=allocation.tenant_id,
+                queue_entry_id=entry_id,
+            )
+        )
+    return ended
