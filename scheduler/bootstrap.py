@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from placement.solve import solve
+from scheduler.adapters.pg_changes import PgChangeFeed
 from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
@@ -49,6 +50,7 @@ class Services:
     config: CommandConfig
     authenticator: TokenAuthenticator
     commands: CommandPath
+    changes: PgChangeFeed
     clock: Callable[[], datetime]
 
     def uow(self) -> UnitOfWork:
@@ -66,6 +68,7 @@ class Services:
         return checks
 
     async def close(self) -> None:
+        await self.changes.close()
         await self.redis.aclose()
         await self.database.close()
 
@@ -113,7 +116,8 @@ def build_services(
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(database)
 
-    queue = queue or QueueDrainer(uow, policy, clock, solve)
+    reset = timedelta(seconds=settings.device_reset_seconds)
+    queue = queue or QueueDrainer(uow, policy, clock, solve, reset)
     lifecycle = lifecycle or InProcessDeviceLifecycle(
         NodeAgent(uow, build_driver(settings), clock, on_ready=queue.wake)
     )
@@ -125,7 +129,7 @@ def build_services(
         queue_policy=policy,
         queue_limits=QueueLimits(settings.queue_cap_per_tenant, settings.queue_cap_total),
         booking_rules=booking_rules,
-        reset=timedelta(seconds=settings.device_reset_seconds),
+        reset=reset,
         default_host=settings.adb_host,
         solver=solve,
     )
@@ -148,5 +152,6 @@ def build_services(
         config=config,
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
         commands=commands,
+        changes=PgChangeFeed(database_url),
         clock=clock,
     )

@@ -191,19 +191,22 @@ class SqlDeviceRepository(SqlRepository):
 
     async def matching_states(
         self, requirements: DeviceRequirements
-    ) -> list[tuple[DeviceStatus, datetime | None]]:
+    ) -> list[tuple[uuid.UUID, DeviceStatus, datetime | None]]:
         """Every device that matches ``requirements`` and is or will become available: its
-        status and, when leased, its lease's expiry."""
+        id, its status and, when leased, its lease's expiry."""
         clauses, params = matching_clauses(requirements)
         rows = await self._rows(
-            "SELECT d.status, a.expires_at, n.taints FROM devices d"
+            "SELECT d.id, d.status, a.expires_at, n.taints FROM devices d"
             " JOIN nodes n ON n.id = d.node_id"
             " LEFT JOIN allocations a ON a.device_id = d.id AND a.status = 'active'"
             " WHERE d.status IN ('available', 'allocated', 'resetting', 'provisioning') AND "
             + " AND ".join(clauses),
             params,
         )
-        return [(DeviceStatus(r["status"]), r["expires_at"]) for r in tolerated(rows, requirements)]
+        return [
+            (r["id"], DeviceStatus(r["status"]), r["expires_at"])
+            for r in tolerated(rows, requirements)
+        ]
 
     async def transition(
         self,

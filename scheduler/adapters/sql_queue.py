@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,14 +18,18 @@ from scheduler.adapters.sql_base import (
 )
 from scheduler.adapters.sql_leases import scope_sql
 from scheduler.domain.identity import Scope
-from scheduler.domain.queueing import QueueEntry, QueueStatus
+from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitReason, WaitView
 from scheduler.domain.resources import DeviceRequirements, Toleration
 from scheduler.services.commands import Page
+from scheduler.services.ports import VIEWS_UPDATED
 
 ENTRY_COLUMNS = (
     "id, tenant_id, user_id, tier, status, duration_minutes, requirements, submitted_at,"
-    " deadline_at, ended_at, allocation_id, reason"
+    " deadline_at, ended_at, allocation_id, reason, priority, position, ahead_count,"
+    " estimated_start_at, wait_reason, viewed_at"
 )
+#: The channel status changes and new queue views are announced on (see migration 0009).
+CHANGES_CHANNEL = "phonefleet_changes"
 
 
 def requirements_to_json(r: DeviceRequirements) -> dict[str, Any]:
@@ -49,6 +54,19 @@ def requirements_from_json(data: dict[str, Any]) -> DeviceRequirements:
     )
 
 
+def _view(row: Row) -> WaitView | None:
+    if row["status"] != "waiting" or row["viewed_at"] is None:
+        return None
+    return WaitView(
+        row["priority"],
+        row["position"],
+        row["ahead_count"],
+        row["estimated_start_at"],
+        WaitReason(row["wait_reason"]),
+        row["viewed_at"],
+    )
+
+
 def entry_from_row(row: Row) -> QueueEntry:
     return QueueEntry(
         id=row["id"],
@@ -63,6 +81,7 @@ def entry_from_row(row: Row) -> QueueEntry:
         ended_at=row["ended_at"],
         allocation_id=row["allocation_id"],
         reason=row["reason"],
+        view=_view(row),
     )
 
 
@@ -111,6 +130,32 @@ class SqlQueueRepository(SqlRepository):
             " ORDER BY submitted_at, id"
         )
         return [entry_from_row(r) for r in rows]
+
+    async def store_views(self, views: Mapping[uuid.UUID, WaitView]) -> None:
+        """Write each waiting entry's view (one statement) and announce the new views."""
+        ordered = list(views.items())
+        await self._send(
+            "UPDATE queue_entries q SET priority = v.priority, position = v.position,"
+            " ahead_count = v.ahead, estimated_start_at = v.eta, wait_reason = v.reason,"
+            " viewed_at = v.at FROM unnest(%(ids)s::uuid[], %(priorities)s::float8[],"
+            " %(positions)s::int[], %(ahead)s::int[], %(etas)s::timestamptz[],"
+            " %(reasons)s::text[], %(ats)s::timestamptz[])"
+            " AS v(id, priority, position, ahead, eta, reason, at)"
+            " WHERE q.id = v.id AND q.status = 'waiting'",
+            {
+                "ids": [i for i, _ in ordered],
+                "priorities": [v.priority for _, v in ordered],
+                "positions": [v.position for _, v in ordered],
+                "ahead": [v.ahead_count for _, v in ordered],
+                "etas": [v.estimated_start_at for _, v in ordered],
+                "reasons": [v.reason.value for _, v in ordered],
+                "ats": [v.as_of for _, v in ordered],
+            },
+        )
+        await self._send(
+            "SELECT pg_notify(%(channel)s, %(what)s)",
+            {"channel": CHANGES_CHANNEL, "what": VIEWS_UPDATED},
+        )
 
     async def count_waiting(self, tenant_id: uuid.UUID) -> tuple[int, int]:
         """Waiting entries of the tenant, and in all."""

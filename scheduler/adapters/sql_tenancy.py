@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +102,14 @@ class SqlTenantRepository(SqlRepository):
             },
         )
         return tenant_from_row(row) if row else None
+
+    async def with_devices_left(self, tenant_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these tenants may still lease a device."""
+        rows = await self._rows(
+            "SELECT id FROM tenants WHERE id = ANY(%(ids)s) AND used_devices < max_devices",
+            {"ids": list(tenant_ids)},
+        )
+        return {r["id"] for r in rows}
 
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None:
         await self._send(

@@ -14,8 +14,10 @@ many requests keep coming.
 from __future__ import annotations
 
 import heapq
+import json
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -90,6 +92,20 @@ class QueueLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitView:
+    """Where a waiting entry stands, as the drain of ``as_of`` saw it: its priority, its
+    place among the entries that want any of the devices it could take, why it waits, and
+    when it should start (``None`` when no device of the fleet matches it now)."""
+
+    priority: float
+    position: int
+    ahead_count: int
+    estimated_start_at: datetime | None
+    reason: WaitReason
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class QueueEntry:
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -103,6 +119,7 @@ class QueueEntry:
     ended_at: datetime | None = None
     allocation_id: uuid.UUID | None = None
     reason: str | None = None
+    view: WaitView | None = None
 
 
 def queue_window(now: datetime, duration_minutes: int, max_wait_minutes: int) -> datetime:
@@ -195,3 +212,88 @@ def estimated_start(
         start = heapq.heappop(free)
         heapq.heappush(free, start + duration + reset)
     return free[0]
+
+
+def class_key(requirements: DeviceRequirements) -> str:
+    """Entries asking for exactly the same thing share one class (and one device read)."""
+    return json.dumps(asdict(requirements), sort_keys=True, default=str)
+
+
+def wait_views(
+    order: Sequence[QueueEntry],
+    priorities: Mapping[uuid.UUID, float],
+    devices: Mapping[str, Sequence[tuple[uuid.UUID, datetime]]],
+    quota_left: Mapping[uuid.UUID, bool],
+    *,
+    now: datetime,
+    reset: timedelta,
+) -> dict[uuid.UUID, WaitView]:
+    """Every waiting entry's view, from the queue's order and, per entry class
+    (``class_key``), the devices that match it with the moment each is free.
+
+    An entry's place counts the entries before it whose classes share a device with its
+    class (those it competes with, not the whole queue). Its start is simulated: classes that
+    share devices form one pool, and each entry in order takes the pool's device that frees
+    first, holding it for its lease and a reset.
+    """
+    keys = {e.id: class_key(e.requirements) for e in order}
+    parent = {k: k for k in devices}
+
+    def root(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    holders: dict[uuid.UUID, set[str]] = {}
+    for k, matching in devices.items():
+        for device_id, _ in matching:
+            holders.setdefault(device_id, set()).add(k)
+    overlaps: dict[str, set[str]] = {k: {k} for k in devices}
+    for sharing in holders.values():
+        first, *rest = sharing
+        for k in rest:
+            parent[root(k)] = root(first)
+        for k in sharing:
+            overlaps[k] |= sharing
+    heaps = {r: _free_heap(devices, r, root, now) for r in {root(k) for k in devices}}
+    seen: dict[str, int] = {}
+    views: dict[uuid.UUID, WaitView] = {}
+    for entry in order:
+        k = keys[entry.id]
+        ahead = sum(seen.get(other, 0) for other in overlaps.get(k, {k}))
+        seen[k] = seen.get(k, 0) + 1
+        start: datetime | None = None
+        if devices.get(k):
+            heap = heaps[root(k)]
+            start = heapq.heappop(heap)
+            heapq.heappush(heap, start + timedelta(minutes=entry.duration_minutes) + reset)
+        if not devices.get(k):
+            reason = WaitReason.NO_MATCHING_DEVICE
+        elif not quota_left.get(entry.tenant_id, True):
+            reason = WaitReason.QUOTA_EXCEEDED
+        elif ahead:
+            reason = WaitReason.HIGHER_PRIORITY_AHEAD
+        else:
+            reason = WaitReason.ALL_MATCHING_DEVICES_BUSY
+        views[entry.id] = WaitView(
+            priorities.get(entry.id, 0.0), ahead + 1, ahead, start, reason, now
+        )
+    return views
+
+
+def _free_heap(
+    devices: Mapping[str, Sequence[tuple[uuid.UUID, datetime]]],
+    pool: str,
+    root: Callable[[str], str],
+    now: datetime,
+) -> list[datetime]:
+    """The free times of a pool's devices, each device once (classes share devices)."""
+    free: dict[uuid.UUID, datetime] = {}
+    for k, matching in devices.items():
+        if root(k) == pool:
+            for device_id, at in matching:
+                free[device_id] = max(now, at)
+    heap = list(free.values())
+    heapq.heapify(heap)
+    return heap

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from scheduler.domain.allocations import Allocation, AllocationStatus, UsageReco
 from scheduler.domain.events import DomainEvent, EventRecord
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
 from scheduler.domain.identity import Principal, Role, Scope
-from scheduler.domain.queueing import QueueEntry, QueueStatus
+from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitView
 from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.domain.tenants import Tenant
@@ -32,6 +33,7 @@ class TenantRepository(Protocol):
     async def get_by_name(self, name: str) -> Tenant | None: ...
     async def list(self) -> list[Tenant]: ...
     async def refund(self, tenant_id: uuid.UUID, resources: Resources) -> None: ...
+    async def with_devices_left(self, tenant_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]: ...
     async def update(
         self,
         tenant_id: uuid.UUID,
@@ -95,9 +97,9 @@ class DeviceRepository(Protocol):
     async def next_adb_port(self, host: str) -> int: ...
     async def matching_states(
         self, requirements: DeviceRequirements
-    ) -> list[tuple[DeviceStatus, datetime | None]]:
-        """Status (and lease expiry, when leased) of every device that matches and is or will
-        become available."""
+    ) -> list[tuple[uuid.UUID, DeviceStatus, datetime | None]]:
+        """Id, status (and lease expiry, when leased) of every device that matches and is or
+        will become available."""
         ...
 
 
@@ -152,6 +154,10 @@ class QueueRepository(Protocol):
         ...
 
     async def waiting(self) -> list[QueueEntry]: ...
+    async def store_views(self, views: Mapping[uuid.UUID, WaitView]) -> None:
+        """Write each waiting entry's view and announce them (``queue:viewed``)."""
+        ...
+
     async def count_waiting(self, tenant_id: uuid.UUID) -> tuple[int, int]: ...
     async def fulfil(
         self, entry_id: uuid.UUID, allocation_id: uuid.UUID, now: datetime
@@ -313,6 +319,27 @@ class EventStream(Protocol):
     """Where relayed outbox events go (a Redis Stream in production)."""
 
     async def publish(self, events: Sequence[tuple[int, EventRecord]]) -> None: ...
+
+
+#: What the change feed announces (the triggers of migration 0009 spell the first two).
+def entry_changed(entry_id: uuid.UUID) -> str:
+    return f"queue:{entry_id}"
+
+
+def lease_changed(allocation_id: uuid.UUID) -> str:
+    return f"allocation:{allocation_id}"
+
+
+VIEWS_UPDATED = "queue:viewed"
+
+
+class ChangeFeed(Protocol):
+    """Committed changes as they are announced: ``queue:<id>`` (an entry's status changed),
+    ``allocation:<id>`` (a lease's did), ``queue:viewed`` (a drain stored new views)."""
+
+    def watch(self, *keys: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        """An event set when any of ``keys`` is announced after the block was entered."""
+        ...
 
 
 class DeviceLifecycle(Protocol):

@@ -3,10 +3,9 @@ and time out."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +27,12 @@ from scheduler.domain.queueing import (
     QueueEntry,
     QueuePolicy,
     QueueStatus,
-    WaitReason,
-    estimated_start,
+    class_key,
     ordered,
     overuse_by_tenant,
     priority,
     queue_window,
+    wait_views,
 )
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.command_path import Unit, run_unit
@@ -82,19 +81,6 @@ class DrainQueue:
     """Drain now, granting at most ``max_grants`` entries (an admin's nudge)."""
 
     max_grants: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryView:
-    """An entry with where it stands: its priority now, its place, why it waits and when it
-    should start (``None`` once it no longer waits, or when no device matches at all)."""
-
-    entry: QueueEntry
-    priority: float | None
-    position: int | None
-    ahead_count: int | None
-    estimated_start_at: datetime | None
-    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,51 +166,37 @@ async def queue_order(uow: UnitOfWork, *, now: datetime, policy: QueuePolicy) ->
     return QueueOrder(entries, priorities, now)
 
 
-async def describe_entries(
-    uow_factory: UnitOfWorkFactory,
-    entries: list[QueueEntry],
-    *,
-    now: datetime,
-    policy: QueuePolicy,
-    reset: timedelta,
-) -> list[EntryView]:
-    """Where each entry stands (computed from the leases that will end, the devices being
-    reset and the entries ahead)."""
-    if not any(e.status is QueueStatus.WAITING for e in entries):
-        return [EntryView(e, None, None, None, None, e.reason) for e in entries]
-    order = await queue_order(uow_factory(), now=now, policy=policy)
-    views = []
-    for entry in entries:
-        place = order.place_of(entry.id)
-        if entry.status is not QueueStatus.WAITING or place is None:
-            views.append(EntryView(entry, None, None, None, None, entry.reason))
-            continue
-        async with uow_factory() as uow:
-            states = await uow.devices.matching_states(entry.requirements)
-            tenant = await uow.tenants.get(entry.tenant_id)
-        ahead = order.entries[:place]
-        free_at = [_free_at(status, expires, now, reset) for status, expires in states]
-        eta = estimated_start(
+async def refresh_views(
+    uow_factory: UnitOfWorkFactory, order: QueueOrder, *, reset: timedelta
+) -> int:
+    """Store every waiting entry's view, as of ``order`` (a drain's), on its row: reads of
+    the queue are then one lookup each, never a reordering. One read of the devices per
+    entry class, one of the tenants' quota, one write."""
+    if not order.entries:
+        return 0
+    now = order.at
+    classes = {class_key(e.requirements): e.requirements for e in order.entries}
+    async with uow_factory() as uow:
+        devices = {
+            key: [
+                (device_id, _free_at(status, expires_at, now, reset))
+                for device_id, status, expires_at in await uow.devices.matching_states(wanted)
+            ]
+            for key, wanted in classes.items()
+        }
+        tenants = {e.tenant_id for e in order.entries}
+        quota_left = await uow.tenants.with_devices_left(list(tenants))
+        views = wait_views(
+            order.entries,
+            order.priorities,
+            devices,
+            {t: t in quota_left for t in tenants},
             now=now,
-            device_free_at=free_at,
-            ahead_durations=[timedelta(minutes=e.duration_minutes) for e in ahead],
             reset=reset,
         )
-        views.append(
-            EntryView(
-                entry,
-                order.priorities[entry.id],
-                place + 1,
-                place,
-                eta,
-                _reason(
-                    matching=len(states),
-                    quota_left=tenant is not None and tenant.devices_left > 0,
-                    ahead=place,
-                ).value,
-            )
-        )
-    return views
+        await uow.queue.store_views(views)
+        await uow.commit()
+    return len(views)
 
 
 def _free_at(
@@ -235,16 +207,6 @@ def _free_at(
     if status in (DeviceStatus.RESETTING, DeviceStatus.PROVISIONING):
         return now + reset
     return now
-
-
-def _reason(*, matching: int, quota_left: bool, ahead: int) -> WaitReason:
-    if matching == 0:
-        return WaitReason.NO_MATCHING_DEVICE
-    if not quota_left:
-        return WaitReason.QUOTA_EXCEEDED
-    if ahead > 0:
-        return WaitReason.HIGHER_PRIORITY_AHEAD
-    return WaitReason.ALL_MATCHING_DEVICES_BUSY
 
 
 async def get_entry(uow: UnitOfWork, principal: Principal, entry_id: uuid.UUID) -> QueueEntry:
@@ -285,7 +247,8 @@ async def cancel_entry(command: CancelQueueEntry, unit: Unit) -> QueueEntry:
         raise QueueEntryNotWaiting(f"the entry is {entry.status.value}")
     await uow.queue.end(held.id, QueueStatus.CANCELLED, now, command.reason)
     unit.emit(events.QueueCancelled(occurred_at=now, reason=command.reason, **_about(held)))
-    return replace(held, status=QueueStatus.CANCELLED, ended_at=now, reason=command.reason)
+    ended = replace(held, status=QueueStatus.CANCELLED, ended_at=now, reason=command.reason)
+    return replace(ended, view=None)
 
 
 async def drain_now(command: DrainQueue, unit: Unit) -> Count:
@@ -342,7 +305,7 @@ async def drain_queue(
     for entry in entries:
         if max_grants is not None and len(granted) >= max_grants:
             break
-        wanted = json.dumps(asdict(entry.requirements), sort_keys=True, default=str)
+        wanted = class_key(entry.requirements)
         if wanted in exhausted:
             continue
         try:

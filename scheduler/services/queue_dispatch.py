@@ -1,17 +1,24 @@
-"""Running queue drains in one process: wakes coalesce, drains never overlap, and the latest
-order is kept for whoever asks (the QueueActor serves it; tests run it in-process)."""
+"""Running queue drains in one process: wakes coalesce, drains never overlap, and after
+each drain every waiting entry's view (place, start, reason) is stored where a read finds it
+with one lookup (the QueueActor runs this; tests and the single-process app run it in-process)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.domain.queueing import QueuePolicy
 from scheduler.services.planning import PlacementSolver
 from scheduler.services.ports import UnitOfWorkFactory
-from scheduler.services.queue import DrainResult, QueueOrder, drain_queue, queue_order
+from scheduler.services.queue import (
+    DrainResult,
+    QueueOrder,
+    drain_queue,
+    queue_order,
+    refresh_views,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +32,13 @@ class QueueDrainer:
         policy: QueuePolicy,
         clock: Callable[[], datetime],
         solver: PlacementSolver | None = None,
+        reset: timedelta = timedelta(seconds=2),
     ) -> None:
         self._uow_factory = uow_factory
         self._policy = policy
         self._clock = clock
         self._solver = solver
+        self._reset = reset
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -70,6 +79,7 @@ class QueueDrainer:
             self.order = await queue_order(
                 self._uow_factory(), now=self._clock(), policy=self._policy
             )
+            await refresh_views(self._uow_factory, self.order, reset=self._reset)
         return len(result.granted)
 
     async def refresh(self) -> QueueOrder:

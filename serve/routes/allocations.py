@@ -9,8 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from scheduler.domain.allocations import AllocationStatus
 from scheduler.services import allocations, extensions
 from scheduler.services.commands import AllocationFilter, ExpireDueAllocations, ExtendAllocation
+from scheduler.services.ports import lease_changed
+from scheduler.services.waiting import MAX_WAIT_SECONDS, read_until
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import handle, reply
 from serve.schemas import (
@@ -96,8 +99,19 @@ async def extend_info(
 
 @router.get("/{allocation_id}", response_model=AllocationOut)
 async def get_allocation(
-    allocation_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
-) -> AllocationOut:
-    return AllocationOut.of(
-        await allocations.get_allocation(services.uow(), principal, allocation_id)
+    allocation_id: uuid.UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    waitSeconds: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="wait up to this long for the lease to end"),
+    ] = 0,
+) -> Response:
+    lease = await read_until(
+        services.changes,
+        (lease_changed(allocation_id),),
+        lambda: allocations.get_allocation(services.uow(), principal, allocation_id),
+        lambda a: a.status is not AllocationStatus.ACTIVE,
+        seconds=waitSeconds,
     )
+    return Response(AllocationOut.of(lease).model_dump_json(), media_type="application/json")

@@ -14,7 +14,7 @@ from scheduler.services import fleet
 from scheduler.services.commands import Grant
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import handle, reply
-from serve.routes.queue import views
+from serve.routes.queue import FIRST_VIEW_SECONDS, entry_view
 from serve.schemas import (
     AllocateIn,
     DeviceOut,
@@ -48,8 +48,14 @@ async def allocate(
     handled = await handle(services, body.to_command(), principal, key)
     if isinstance(handled.result, Grant):
         return reply(handled, GrantOut.of(handled.result), 201)
-    (view,) = await views(services, [handled.result.entry])
-    return reply(handled, view, 202)
+    entry = await entry_view(
+        services,
+        principal,
+        handled.result.entry.id,
+        wait_seconds=FIRST_VIEW_SECONDS,
+        for_view=True,
+    )
+    return reply(handled, QueueEntryOut.of(entry), 202)
 
 
 @router.post("/release", response_model=ReleaseOut)

@@ -1,4 +1,5 @@
-"""Wait-queue routes: join, look, cancel, list, statistics, and admin drains."""
+"""Wait-queue routes: join, look (or wait for a change), cancel, list, statistics, and
+admin drains. Reads show what the last drain stored: one lookup, never a reordering."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from scheduler.bootstrap import Services
-from scheduler.domain.queueing import QueueEntry
+from scheduler.domain.identity import Principal
+from scheduler.domain.queueing import QueueEntry, QueueStatus
 from scheduler.services import queue
+from scheduler.services.ports import VIEWS_UPDATED, entry_changed
+from scheduler.services.waiting import MAX_WAIT_SECONDS, read_until
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import handle, reply
 from serve.schemas import (
@@ -26,27 +30,58 @@ from serve.schemas import (
 router = APIRouter(prefix="/scheduler/queue", tags=["queue"])
 
 Status = Literal["waiting", "fulfilled", "cancelled", "timed_out", "failed"]
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="wait up to this long for the entry to leave `waiting` (no polling)",
+    ),
+]
+#: How long a join waits for the drain its wake starts, to answer with the entry's place.
+FIRST_VIEW_SECONDS = 2.0
 
 
-async def views(services: Services, entries: list[QueueEntry]) -> list[QueueEntryOut]:
-    described = await queue.describe_entries(
-        services.uow,
-        entries,
-        now=services.clock(),
-        policy=services.config.queue_policy,
-        reset=services.config.reset,
+async def entry_view(
+    services: Services,
+    principal: Principal,
+    entry_id: uuid.UUID,
+    *,
+    wait_seconds: float = 0,
+    for_view: bool = False,
+) -> QueueEntry:
+    """The entry as the last drain saw it; waiting up to ``wait_seconds`` for it to leave
+    ``waiting`` (``for_view``: for its first view)."""
+
+    def settled(entry: QueueEntry) -> bool:
+        waiting = entry.status is QueueStatus.WAITING
+        return not waiting or (for_view and entry.view is not None)
+
+    keys = (entry_changed(entry_id), VIEWS_UPDATED) if for_view else (entry_changed(entry_id),)
+    return await read_until(
+        services.changes,
+        keys,
+        lambda: queue.get_entry(services.uow(), principal, entry_id),
+        settled,
+        seconds=wait_seconds,
     )
-    return [QueueEntryOut.of(v) for v in described]
 
 
 @router.post("/join", status_code=201, response_model=QueueEntryOut)
 async def join_queue(
     body: QueueJoinIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    """Wait for a device. Honours ``Idempotency-Key``."""
+    """Wait for a device. Honours ``Idempotency-Key``. The answer shows the entry's place
+    once the drain its joining started has placed it."""
     handled = await handle(services, body.to_command(), principal, key)
-    (view,) = await views(services, [handled.result.entry])
-    return reply(handled, view, 201)
+    entry = await entry_view(
+        services,
+        principal,
+        handled.result.entry.id,
+        wait_seconds=FIRST_VIEW_SECONDS,
+        for_view=True,
+    )
+    return reply(handled, QueueEntryOut.of(entry), 201)
 
 
 @router.get("", response_model=QueuePage)
@@ -59,7 +94,9 @@ async def list_entries(
 ) -> QueuePage:
     page = await queue.list_entries(services.uow(), principal, status, limit, cursor)
     return QueuePage(
-        items=await views(services, page.items), total=page.total, nextCursor=page.next_cursor
+        items=[QueueEntryOut.of(e) for e in page.items],
+        total=page.total,
+        nextCursor=page.next_cursor,
     )
 
 
@@ -95,17 +132,25 @@ async def process_batch(
 
 @router.get("/{entry_id}", response_model=QueueEntryOut)
 async def get_entry(
-    entry_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
-) -> QueueEntryOut:
-    entry = await queue.get_entry(services.uow(), principal, entry_id)
-    return (await views(services, [entry]))[0]
+    entry_id: uuid.UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    waitSeconds: WaitSeconds = 0,
+) -> Response:
+    entry = await entry_view(services, principal, entry_id, wait_seconds=waitSeconds)
+    return Response(QueueEntryOut.of(entry).model_dump_json(), media_type="application/json")
 
 
 @router.get("/{entry_id}/position", response_model=QueuePositionOut)
 async def position(
-    entry_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep
+    entry_id: uuid.UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    waitSeconds: WaitSeconds = 0,
 ) -> QueuePositionOut:
-    view = await get_entry(entry_id, principal, services)
+    view = QueueEntryOut.of(
+        await entry_view(services, principal, entry_id, wait_seconds=waitSeconds)
+    )
     return QueuePositionOut(
         id=view.id,
         status=view.status,
@@ -127,5 +172,4 @@ async def cancel(
     """Leave the queue. Honours ``Idempotency-Key``."""
     command = queue.CancelQueueEntry(entry_id, body.reason if body else None)
     handled = await handle(services, command, principal, key)
-    (view,) = await views(services, [handled.result])
-    return reply(handled, view)
+    return reply(handled, QueueEntryOut.of(handled.result))

@@ -17,9 +17,10 @@ from scheduler.domain.queueing import (
     MAX_WAIT_MINUTES,
     MIN_QUEUE_DURATION_MINUTES,
     MIN_WAIT_MINUTES,
+    QueueEntry,
 )
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.queue import EntryView, JoinQueue
+from scheduler.services.queue import JoinQueue
 from serve.schemas.allocations import (
     PreferredSpecs,
 )
@@ -76,18 +77,21 @@ class QueueEntryOut(Out):
     deadlineAt: datetime
     endedAt: datetime | None
     allocationId: uuid.UUID | None
+    viewAsOf: datetime | None = Field(
+        default=None, description="the drain that computed position, ETA and reason"
+    )
 
     @classmethod
-    def of(cls, v: EntryView) -> QueueEntryOut:
-        e = v.entry
+    def of(cls, e: QueueEntry) -> QueueEntryOut:
+        v = e.view
         return cls(
             id=e.id,
             status=e.status.value,
-            priority=v.priority,
-            position=v.position,
-            aheadCount=v.ahead_count,
-            estimatedStartAt=v.estimated_start_at,
-            reason=v.reason,
+            priority=v.priority if v else None,
+            position=v.position if v else None,
+            aheadCount=v.ahead_count if v else None,
+            estimatedStartAt=v.estimated_start_at if v else None,
+            reason=v.reason.value if v else e.reason,
             tenantId=e.tenant_id,
             userId=e.user_id,
             tier=e.tier,
@@ -97,6 +101,7 @@ class QueueEntryOut(Out):
             deadlineAt=e.deadline_at,
             endedAt=e.ended_at,
             allocationId=e.allocation_id,
+            viewAsOf=v.as_of if v else None,
         )
 
 
