@@ -30,9 +30,7 @@ class NodeActor:
 
         queue = RayQueueDispatcher(self._settings)
         self._services = build_services(self._settings, RayDeviceLifecycle(self._settings), queue)
-        self._agent = NodeAgent(
-            self._services.uow, build_driver(self._settings), utc_now, on_ready=queue.wake
-        )
+        self._agent = NodeAgent(self._services.uow, build_driver(self._settings), utc_now, queue)
         for node_id in node_ids:
             self._agent.adopt(uuid.UUID(node_id))
         self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())

@@ -9,6 +9,8 @@ more drain. PostgreSQL stays the truth: a restarted actor loses nothing.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Collection
 from typing import Any
 
 import ray
@@ -33,8 +35,13 @@ class QueueActor:
         await self._drainer.refresh()
         self._drainer.wake()
 
-    def wake(self, new_entries: bool = False) -> None:
-        self._drainer.wake(new_entries)
+    def wake(
+        self,
+        new_entries: bool = False,
+        tenants: Collection[uuid.UUID] = (),
+        devices: Collection[uuid.UUID] = (),
+    ) -> None:
+        self._drainer.wake(new_entries, tenants=tenants, devices=devices)
 
     async def drain(self, max_grants: int | None = None) -> int:
         return await self._drainer.drain(max_grants)
@@ -71,9 +78,15 @@ class RayQueueDispatcher:
             self._handle = queue_actor_handle(self._settings)
         return self._handle
 
-    def wake(self, new_entries: bool = False) -> None:
+    def wake(
+        self,
+        new_entries: bool = False,
+        *,
+        tenants: Collection[uuid.UUID] = (),
+        devices: Collection[uuid.UUID] = (),
+    ) -> None:
         try:
-            self._actor().wake.remote(new_entries)
+            self._actor().wake.remote(new_entries, list(tenants), list(devices))
         except Exception:
             self._handle = None  # the housekeeper's safety sweep wakes it again
 

@@ -119,7 +119,7 @@ def build_services(
     reset = timedelta(seconds=settings.device_reset_seconds)
     queue = queue or QueueDrainer(uow, policy, clock, solve, reset)
     lifecycle = lifecycle or InProcessDeviceLifecycle(
-        NodeAgent(uow, build_driver(settings), clock, on_ready=queue.wake)
+        NodeAgent(uow, build_driver(settings), clock, queue)
     )
     booking_rules = BookingRules(
         horizon=timedelta(days=settings.booking_horizon_days),

@@ -13,7 +13,11 @@ from scheduler.domain.identity import Principal
 MAX_IDEMPOTENCY_KEY = 200
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def``: FastAPI runs plain ``def`` ones in a thread pool, a thread
+# hand-off per dependency per request.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -21,7 +25,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, resolved by ``BearerAuthMiddleware`` before the route ran."""
     principal: Principal = request.state.principal
     return principal
@@ -30,7 +34,7 @@ def get_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     """Raises:

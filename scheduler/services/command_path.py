@@ -63,13 +63,22 @@ class Effects:
     provisions: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     wake_queue: bool = False
     new_entries: bool = False
+    #: The wake is for these tenants' waiters only (quota freed); empty: for any waiter.
+    tenants: set[uuid.UUID] = field(default_factory=set)
+    for_anyone: bool = False
 
     def reset(self, node_id: uuid.UUID, device_id: uuid.UUID) -> None:
         self.resets.append((node_id, device_id))
 
-    def wake(self, *, new_entries: bool = False) -> None:
+    def wake(self, *, new_entries: bool = False, tenant: uuid.UUID | None = None) -> None:
+        """Drain once committed: always for ``new_entries``; for ``tenant``, only if that
+        tenant has waiters (its quota freed); else whenever anyone waits."""
         self.wake_queue = True
         self.new_entries = self.new_entries or new_entries
+        if tenant is None:
+            self.for_anyone = True
+        else:
+            self.tenants.add(tenant)
 
 
 def by_node(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, list[uuid.UUID]]:
@@ -89,7 +98,8 @@ async def apply_effects(
     for node_id, device_ids in by_node(effects.provisions).items():
         await lifecycle.provision(node_id, device_ids)
     if effects.wake_queue:
-        queue.wake(effects.new_entries)
+        tenants = () if effects.for_anyone else tuple(effects.tenants)
+        queue.wake(effects.new_entries, tenants=tenants)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ async def end_lease(
     )
     if device is not None:
         unit.effects.reset(device.node_id, device.id)
-    unit.effects.wake()  # the freed quota may admit a waiter on another device
+    unit.effects.wake(tenant=allocation.tenant_id)  # its freed quota may admit its waiters
     return Release(allocation.id, allocation.device_id, node_id, record.duration_seconds, record.id)
 
 

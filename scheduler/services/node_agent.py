@@ -11,27 +11,27 @@ from datetime import datetime
 
 from scheduler.domain.fleet import DeviceStatus
 from scheduler.services.fleet import devices_awaiting_work, heartbeat_nodes, mark_devices_ready
-from scheduler.services.ports import DeviceDriver, UnitOfWorkFactory
+from scheduler.services.ports import DeviceDriver, QueueDispatcher, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
 
 class NodeAgent:
     """Drives the devices of some nodes through a ``DeviceDriver``; never decides who gets a
-    device (the allocation path never waits on it). ``on_ready`` is called when devices
-    became available, to wake the queue."""
+    device (the allocation path never waits on it). Devices that became available wake the
+    ``queue``: new ones for anyone, reset ones for the waiters that could take them."""
 
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
         driver: DeviceDriver,
         clock: Callable[[], datetime],
-        on_ready: Callable[[], None] = lambda: None,
+        queue: QueueDispatcher,
     ) -> None:
         self._uow_factory = uow_factory
         self._driver = driver
         self._clock = clock
-        self._on_ready = on_ready
+        self._queue = queue
         self._node_ids: set[uuid.UUID] = set()
         self._in_flight: set[uuid.UUID] = set()
 
@@ -64,7 +64,8 @@ class NodeAgent:
                 self._uow_factory(), [d.id for d in devices], source, now=self._clock()
             )
             if ready:
-                self._on_ready()  # the queue may have waiters for these devices
+                provisioned = source is DeviceStatus.PROVISIONING
+                self._queue.wake(devices=() if provisioned else [d.id for d in ready])
             return len(ready)
         finally:
             self._in_flight.difference_update(ids)

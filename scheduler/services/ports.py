@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -355,11 +355,19 @@ class DeviceLifecycle(Protocol):
 
 
 class QueueDispatcher(Protocol):
-    """Drives the wait queue. ``wake`` says capacity may have freed (release, expiry, reset
-    done, new devices, raised quota, a new entry): the queue drains without the caller
-    waiting. ``drain`` runs one drain now and says how many entries it granted."""
+    """Drives the wait queue. ``wake`` says capacity may have freed: the queue drains without
+    the caller waiting, and only when it can matter — always for ``new_entries``; for
+    ``tenants`` (their quota freed) only if one of them has waiters; for ``devices`` (they
+    became available) only if a waiter could take one; with neither, whenever anyone waits.
+    ``drain`` runs one drain now and says how many entries it granted."""
 
-    def wake(self, new_entries: bool = False) -> None: ...
+    def wake(
+        self,
+        new_entries: bool = False,
+        *,
+        tenants: Collection[uuid.UUID] = (),
+        devices: Collection[uuid.UUID] = (),
+    ) -> None: ...
     async def drain(self, max_grants: int | None = None) -> int: ...
 
 

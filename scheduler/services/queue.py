@@ -168,12 +168,13 @@ async def queue_order(uow: UnitOfWork, *, now: datetime, policy: QueuePolicy) ->
 
 async def refresh_views(
     uow_factory: UnitOfWorkFactory, order: QueueOrder, *, reset: timedelta
-) -> int:
+) -> set[uuid.UUID]:
     """Store every waiting entry's view, as of ``order`` (a drain's), on its row: reads of
     the queue are then one lookup each, never a reordering. One read of the devices per
-    entry class, one of the tenants' quota, one write."""
+    entry class, one of the tenants' quota, one write. Returns the devices some waiter
+    could take."""
     if not order.entries:
-        return 0
+        return set()
     now = order.at
     classes = {class_key(e.requirements): e.requirements for e in order.entries}
     async with uow_factory() as uow:
@@ -196,7 +197,7 @@ async def refresh_views(
         )
         await uow.queue.store_views(views)
         await uow.commit()
-    return len(views)
+    return {device_id for matching in devices.values() for device_id, _ in matching}
 
 
 def _free_at(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from scheduler.domain.queueing import QueuePolicy
@@ -43,14 +44,28 @@ class QueueDrainer:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self.order: QueueOrder | None = None
+        #: Tenants with waiting entries and devices some waiter could take, as of the last
+        #: drain: a wake about others cannot help anyone and costs nothing.
+        self._tenants: set[uuid.UUID] = set()
+        self._devices: set[uuid.UUID] = set()
         self.granted_total = 0
         self.drains = 0
 
-    def wake(self, new_entries: bool = False) -> None:
-        """Drain soon. Freed capacity alone does nothing while the last drain left the queue
-        empty; new entries (or the safety sweep) always drain."""
-        if not new_entries and self.order is not None and not self.order.entries:
-            return
+    def wake(
+        self,
+        new_entries: bool = False,
+        *,
+        tenants: Collection[uuid.UUID] = (),
+        devices: Collection[uuid.UUID] = (),
+    ) -> None:
+        """Drain soon, if it can matter (see ``QueueDispatcher``); new entries (and the safety
+        sweep) always drain."""
+        if not new_entries and self.order is not None:
+            if not self.order.entries:
+                return
+            hinted = bool(tenants or devices)
+            if hinted and self._tenants.isdisjoint(tenants) and self._devices.isdisjoint(devices):
+                return
         if self._task is not None and not self._task.done():
             self._again = True
             return
@@ -79,7 +94,8 @@ class QueueDrainer:
             self.order = await queue_order(
                 self._uow_factory(), now=self._clock(), policy=self._policy
             )
-            await refresh_views(self._uow_factory, self.order, reset=self._reset)
+            self._devices = await refresh_views(self._uow_factory, self.order, reset=self._reset)
+            self._tenants = {e.tenant_id for e in self.order.entries}
         return len(result.granted)
 
     async def refresh(self) -> QueueOrder:

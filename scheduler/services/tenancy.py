@@ -75,7 +75,7 @@ async def update_tenant(command: UpdateTenant, unit: Unit) -> Tenant:
             max_devices=tenant.max_devices,
         )
     )
-    unit.effects.wake()
+    unit.effects.wake(tenant=tenant.id)
     return tenant
 
 

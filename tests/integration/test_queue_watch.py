@@ -169,3 +169,33 @@ async def test_wait_seconds_are_bounded(client: httpx.AsyncClient, admin_token: 
             f"/scheduler/allocations/{uuid.uuid4()}", headers=auth(token), params=params
         )
         assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+async def test_a_wake_that_cannot_help_any_waiter_costs_no_drain(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool, holder, lease = await busy_pool(client, admin_token)
+    other = await new_pool(client, admin_token, devices=1)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "only-pool-a")
+    entry = (
+        await client.post("/scheduler/queue/join", headers=auth(token), json=in_pool(pool))
+    ).json()
+    await settle(services)
+    drainer = services.queue
+    assert isinstance(drainer, QueueDrainer)
+    drains = drainer.drains
+
+    drainer.wake(tenants=[uuid.uuid4()])  # a tenant with nobody waiting freed quota
+    drainer.wake(devices=[uuid.UUID(other.devices[0]["id"])])  # a device nobody waits for
+    await drainer.idle()
+    assert drainer.drains == drains
+
+    drainer.wake(tenants=[uuid.UUID(tenant["id"])])  # a waiter's own tenant
+    await drainer.idle()
+    assert drainer.drains == drains + 1
+    drainer.wake(devices=[uuid.UUID(lease["deviceId"])])  # the device the waiter wants
+    await drainer.idle()
+    assert drainer.drains == drains + 2
+    r = await client.post(f"/scheduler/queue/{entry['id']}/cancel", headers=auth(token))
+    assert r.status_code == 200 and holder
