@@ -28,7 +28,8 @@ from scheduler.adapters.sql_tenancy import SqlTenantRepository
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings
-from scheduler.services import allocations
+from scheduler.services import leases
+from scheduler.services.commands import ReleaseAllocation
 from serve.schemas import AllocateIn
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ STEPS = (
         ("class_candidates", "_candidates"),
         nested=True,
     ),
-    Step("rank_best_fit (numpy)", allocations, ("rank_best_fit",)),
+    Step("rank_best_fit (numpy)", leases, ("rank_best_fit",)),
     Step("allocations.grant", SqlAllocationRepository, ("grant",)),
     Step("allocations.get (lock)", SqlAllocationRepository, ("get",)),
     Step("allocations.end", SqlAllocationRepository, ("end",)),
@@ -202,21 +203,13 @@ async def _settle(services: Services) -> None:
 
 
 async def _pair(services: Services, principal: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """One allocate and one release as the routes run them, then their background work."""
+    """One allocate and one release as the routes run them (down the command path), then
+    their background work."""
     command = AllocateIn(durationMinutes=30).to_command()
-    grant, allocate_times = await _recorded(
-        allocations.allocate_device(services.uow(), principal, command, now=services.clock())
+    granted, allocate_times = await _recorded(services.commands.handle(command, principal))
+    _, release_times = await _recorded(
+        services.commands.handle(ReleaseAllocation(granted.result.allocation.id), principal)
     )
-    released, release_times = await _recorded(
-        allocations.release_allocation(
-            services.uow(),
-            principal,
-            allocation_id=grant.allocation.id,
-            device_id=None,
-            now=services.clock(),
-        )
-    )
-    services.lifecycle.request_reset(released.node_id, [released.device_id])
     await _settle(services)
     return allocate_times, release_times
 
