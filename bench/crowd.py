@@ -9,13 +9,15 @@ after another, measuring allocate latency
 
 1. ``idle``: with nobody watching;
 2. ``polling``: while every waiter polls ``GET /scheduler/queue/{id}`` every ``--interval``
-   seconds (poll latency and answers per second are measured too);
+   seconds (poll latency and answers per second are measured too), driven by ``wrk``
+   (``apt install wrk``): a Python client cannot poll 2,000 times a second on 2 cores;
 3. ``long-polling``: while every waiter long-polls the same with ``waitSeconds=25``;
 
 then ``--handovers`` times the crowd's device is freed (its lease released) and the time
-until the long-poller it was granted to hears of it is measured ("freed → told"). The crowd
-runs in a process of its own (``multiprocessing``), so its client work is not charged to the
-measuring client; both share the machine with the server, as in a real one-host deployment.
+until the long-poller it was granted to hears of it is measured ("freed → told"). The crowds
+run in processes of their own (wrk; a Python process for the long-polls), so their client
+work is not charged to the measuring client; all share the machine with the server, as in a
+one-host deployment.
 Devices reset in 0 s here: the hand-over measures the scheduler, not a phone's reset.
 """
 
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between polls")
     parser.add_argument("--pairs", type=int, default=300, help="allocate+release pairs per phase")
     parser.add_argument("--handovers", type=int, default=30)
+    parser.add_argument(
+        "--poll-seconds", type=float, default=15, help="length of the polling phase"
+    )
     parser.add_argument("--uvicorn", action="store_true", help="plain uvicorn instead of Serve")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -71,6 +77,18 @@ def ms(values: list[float]) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- the crowd
 
+#: wrk's script: every connection is one waiter, polling its own entry, then pausing.
+WRK_SCRIPT = """
+ids = {%(ids)s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/scheduler/queue/" .. ids[(counter %% #ids) + 1],
+                    {["Authorization"] = "Bearer %(token)s"})
+end
+delay = function() return %(pause_ms)d end
+"""
+
 
 @dataclass
 class CrowdOrders:
@@ -78,63 +96,96 @@ class CrowdOrders:
     token: str
     entry_ids: list[str]
     interval: float
-    mode: str  # "poll" or "long-poll"
+    seconds: float
 
 
-def crowd_process(orders: CrowdOrders, stop: Any, results: Any) -> None:
-    """Run in a process of its own: every waiter watches its entry until told to stop."""
-    latencies: list[float] = []
-    answers = 0
+@contextlib.contextmanager
+def polling_crowd(orders: CrowdOrders, work_dir: Path) -> Iterator[dict[str, Any]]:
+    """``len(entry_ids)`` waiters polling every ``interval`` for ``seconds``, driven by wrk (a
+    C load generator: a Python client cannot poll 2,000 times a second on these cores)."""
+    script = work_dir / "crowd.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "ids": ", ".join(f'"{i}"' for i in orders.entry_ids),
+            "token": orders.token,
+            "pause_ms": round(orders.interval * 1000),
+        }
+    )
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{len(orders.entry_ids)}",
+        f"-d{round(orders.seconds)}s",
+        "--latency",
+        "-s",
+        str(script),
+        orders.url,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    report: dict[str, Any] = {}
+    try:
+        time.sleep(1.0)  # every waiter connected and in its rhythm
+        yield report
+    finally:
+        output, _ = process.communicate(timeout=orders.seconds + 30)
+        report.update(parse_wrk(output))
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """wrk's latency percentiles (ms) and request rate."""
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    figures: dict[str, Any] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            value = parts[1]
+            unit = next(u for u in ("us", "ms", "s") if value.endswith(u))
+            figures[f"p{parts[0][:-1]}_ms"] = round(float(value[: -len(unit)]) * units[unit], 2)
+        if line.startswith("Requests/sec:"):
+            figures["answers_per_second"] = float(parts[1])
+        if "Non-2xx" in line:
+            figures["non_2xx"] = int(parts[-1])
+    return figures
+
+
+def long_poll_process(orders: CrowdOrders, stop: Any) -> None:
+    """Run in a process of its own: every waiter long-polls its entry until told to stop."""
 
     async def watch(client: httpx.AsyncClient, entry_id: str) -> None:
-        nonlocal answers
-        params = {"waitSeconds": 25} if orders.mode == "long-poll" else {}
         while not stop.is_set():
-            started = time.monotonic()
-            try:
-                r = await client.get(
-                    f"/scheduler/queue/{entry_id}", headers=auth(orders.token), params=params
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get(
+                    f"/scheduler/queue/{entry_id}",
+                    headers=auth(orders.token),
+                    params={"waitSeconds": 25},
                 )
-            except httpx.HTTPError:
-                continue
-            latencies.append(time.monotonic() - started)
-            answers += 1
-            if r.json().get("status") != "waiting":
-                return
-            if orders.mode == "poll":
-                await asyncio.sleep(orders.interval)
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=len(orders.entry_ids) + 10)
         async with httpx.AsyncClient(base_url=orders.url, timeout=60, limits=limits) as client:
-            started = time.monotonic()
             tasks = [asyncio.create_task(watch(client, e)) for e in orders.entry_ids]
             while not stop.is_set():
                 await asyncio.sleep(0.05)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            results.put(
-                {"latencies": latencies, "answers": answers, "seconds": time.monotonic() - started}
-            )
 
     asyncio.run(main())
 
 
 @contextlib.contextmanager
-def crowd(orders: CrowdOrders) -> Iterator[dict[str, Any]]:
+def long_polling_crowd(orders: CrowdOrders) -> Iterator[None]:
     context = multiprocessing.get_context("spawn")
-    stop, results = context.Event(), context.Queue()
-    process = context.Process(target=crowd_process, args=(orders, stop, results), daemon=True)
+    stop = context.Event()
+    process = context.Process(target=long_poll_process, args=(orders, stop), daemon=True)
     process.start()
-    report: dict[str, Any] = {}
     try:
-        time.sleep(1.0)  # every watcher connected and in its rhythm
-        yield report
+        time.sleep(2.0)  # every long-poll in place
+        yield
     finally:
         stop.set()
-        report.update(results.get(timeout=60))
-        process.join(10)
+        process.join(30)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -236,25 +287,24 @@ async def seed(url: str, waiters: int) -> Scene:
     return scene
 
 
-def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+def run(args: argparse.Namespace, url: str, work_dir: Path) -> dict[str, Any]:
     scene = asyncio.run(seed(url, args.waiters))
     asyncio.run(allocate_pairs(scene, 30))  # warm-up
-    figures: dict[str, Any] = {
-        "idle": {"allocate": ms(asyncio.run(allocate_pairs(scene, args.pairs)))}
+    idle = asyncio.run(allocate_pairs(scene, args.pairs))
+    orders = CrowdOrders(url, scene.crowd_token, scene.entries, args.interval, args.poll_seconds)
+    with polling_crowd(orders, work_dir) as polled:
+        deadline = time.monotonic() + args.poll_seconds - 3
+        polling: list[float] = []
+        while time.monotonic() < deadline and len(polling) < args.pairs:
+            polling += asyncio.run(allocate_pairs(scene, 10))
+    with long_polling_crowd(orders):
+        long_polling = asyncio.run(allocate_pairs(scene, args.pairs))
+    return {
+        "idle": {"allocate": ms(idle)},
+        "poll": {"allocate": ms(polling), "watch": polled},
+        "long-poll": {"allocate": ms(long_polling)},
+        "freed_to_told": ms(asyncio.run(handovers(scene, args.handovers))),
     }
-    for mode in ("poll", "long-poll"):
-        orders = CrowdOrders(url, scene.crowd_token, scene.entries, args.interval, mode)
-        with crowd(orders) as watched:
-            allocate = asyncio.run(allocate_pairs(scene, args.pairs))
-        figures[mode] = {
-            "allocate": ms(allocate),
-            "watch": ms(watched["latencies"])
-            if mode == "poll"
-            else {"answers": watched["answers"]},
-            "answers_per_second": round(watched["answers"] / watched["seconds"], 1),
-        }
-    figures["freed_to_told"] = ms(asyncio.run(handovers(scene, args.handovers)))
-    return figures
 
 
 async def make_admin(settings: Settings) -> None:
@@ -281,7 +331,7 @@ def main() -> None:
             else serve_app(settings, Path(tmp), args.port)
         )
         with server as url:
-            figures = run(args, url)
+            figures = run(args, url, Path(tmp))
     figures["server"] = "uvicorn" if args.uvicorn else "serve"
     figures["waiters"], figures["interval_s"] = args.waiters, args.interval
     idle, polling, long_polling = figures["idle"], figures["poll"], figures["long-poll"]
@@ -295,7 +345,7 @@ def main() -> None:
     )
     print(
         f"poll p50/p99 ms {polling['watch']['p50_ms']}/{polling['watch']['p99_ms']},"
-        f" {polling['answers_per_second']} answers/s;"
+        f" {polling['watch']['answers_per_second']} answers/s;"
         f" freed → long-poller told p50/p99 ms {figures['freed_to_told']['p50_ms']}/"
         f"{figures['freed_to_told']['p99_ms']}"
     )

@@ -23,7 +23,7 @@ from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
 
 DEVICE_SPEC = {"cpuCores": 1, "memoryMB": 4096, "storageMB": 32768, "androidVersion": "13"}
-BIG_QUOTA = {"maxDevices": 1_000_000, "cpuCores": 1e9, "memoryMB": 10**15, "storageMB": 10**15}
+BIG_QUOTA = {"maxDevices": 1_000_000, "cpuCores": 1e9, "memoryMB": 10**13, "storageMB": 10**15}
 FLOOR_TAINT = {"key": "phonefleet.bench/floor", "value": "raw-sql", "effect": "NoSchedule"}
 MAX_DEVICES_PER_CALL = 1000
 #: A node holds at most 1,024 cores; with one-core devices that is this many devices.
