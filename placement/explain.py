@@ -147,20 +147,18 @@ def explain_unplaced(compiled: CompiledProblem, assignment: IndexArray) -> dict[
 
 
 def why_infeasible(fleet: FleetArrays, request: Request) -> tuple[Binding, str]:
-    """The filter that removes the request's last device, and the sentence saying so.
+    """The filter that removes the request's last available device, and the sentence saying
+    so.
 
     Raises:
         ValueError: the request has feasible devices.
     """
     chain = filter_chain(fleet, request)
-    position = next((i for i, (_, mask) in enumerate(chain) if not mask.any()), None)
-    if position is None:
+    found = _first_empty(chain, fleet.assignable)
+    if found is None:
         raise ValueError(f"request {request.id!r} has feasible devices")
-    binding, _ = chain[position]
-    before = chain[position - 1][1] if position else fleet.assignable
-    selector = ", ".join(f"{k}={v}" for k, v in sorted(request.selector.items()))
-    with_label = f" with label {selector}" if selector else ""
-    android = f" running Android {request.android_version}" if request.android_version else ""
+    binding, before = found
+    selector, with_label, android = _phrases(request)
     if binding is Binding.NO_READY_DEVICE:
         if not fleet.node_ready.any():
             return binding, "no node is ready"
@@ -178,16 +176,9 @@ def why_infeasible(fleet: FleetArrays, request: Request) -> tuple[Binding, str]:
     masks = dict(chain)
     tainted_out = bool((masks[Binding.ANDROID_VERSION] & ~masks[Binding.TAINTS]).any())
     node = ("tolerated " if tainted_out else "") + f"ready node{with_label}"
-    column = RESOURCE_BINDINGS.index(binding)
-    wanted = [
-        "≥ " + RESOURCE_WORDS[k].format(request.minimum[k])
-        for k in range(column + 1)
-        if request.minimum[k] > 0
-    ]
-    largest = RESOURCE_WORDS[column].format(float(fleet.device_capacity[before, column].max()))
+    wanted, largest = _shortfall(fleet, request, binding, before)
     return binding, (
-        f"no {node} has a device{android} with {' and '.join(wanted)} free"
-        f" (the largest there has {largest})"
+        f"no {node} has a device{android} with {wanted} free (the largest there has {largest})"
     )
 
 
@@ -195,15 +186,11 @@ def why_unsatisfiable(fleet: FleetArrays, request: Request) -> tuple[Binding, st
     """The constraint that no device of the whole fleet meets, whatever its state or its
     node's, with the best the fleet offers in words; ``None`` when some device could serve
     the request once it is free."""
-    chain = filter_chain(fleet, request, whole_fleet=True)
-    position = next((i for i, (_, mask) in enumerate(chain) if not mask.any()), None)
-    if position is None:
+    found = _first_empty(filter_chain(fleet, request, whole_fleet=True), fleet.device_present)
+    if found is None:
         return None
-    binding, _ = chain[position]
-    before = chain[position - 1][1] if position else fleet.device_present
-    selector = ", ".join(f"{k}={v}" for k, v in sorted(request.selector.items()))
-    with_label = f" with label {selector}" if selector else ""
-    android = f" running Android {request.android_version}" if request.android_version else ""
+    binding, before = found
+    _, with_label, android = _phrases(request)
     if binding is Binding.NO_READY_DEVICE:
         return binding, "the fleet has no devices"
     if binding is Binding.LABEL_SELECTOR:
@@ -220,6 +207,32 @@ def why_unsatisfiable(fleet: FleetArrays, request: Request) -> tuple[Binding, st
             f"every device{with_label}{android} is on a node with a taint the request does"
             f" not tolerate ({_untolerated(fleet, before, request)})"
         )
+    wanted, largest = _shortfall(fleet, request, binding, before)
+    return binding, f"no device{with_label}{android} has {wanted}; the largest has {largest}"
+
+
+def _first_empty(
+    chain: list[tuple[Binding, BoolArray]], start: BoolArray
+) -> tuple[Binding, BoolArray] | None:
+    """The first filter that leaves no device, and the devices standing before it."""
+    position = next((i for i, (_, mask) in enumerate(chain) if not mask.any()), None)
+    if position is None:
+        return None
+    return chain[position][0], chain[position - 1][1] if position else start
+
+
+def _phrases(request: Request) -> tuple[str, str, str]:
+    """The request's selector, and how sentences name its labels and Android version."""
+    selector = ", ".join(f"{k}={v}" for k, v in sorted(request.selector.items()))
+    with_label = f" with label {selector}" if selector else ""
+    android = f" running Android {request.android_version}" if request.android_version else ""
+    return selector, with_label, android
+
+
+def _shortfall(
+    fleet: FleetArrays, request: Request, binding: Binding, before: BoolArray
+) -> tuple[str, str]:
+    """What the request wants up to the resource that binds, and the largest there is."""
     column = RESOURCE_BINDINGS.index(binding)
     wanted = [
         "≥ " + RESOURCE_WORDS[k].format(request.minimum[k])
@@ -227,9 +240,7 @@ def why_unsatisfiable(fleet: FleetArrays, request: Request) -> tuple[Binding, st
         if request.minimum[k] > 0
     ]
     largest = RESOURCE_WORDS[column].format(float(fleet.device_capacity[before, column].max()))
-    return binding, (
-        f"no device{with_label}{android} has {' and '.join(wanted)}; the largest has {largest}"
-    )
+    return " and ".join(wanted), largest
 
 
 def _missing_label(fleet: FleetArrays, request: Request) -> str:

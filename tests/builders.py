@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from scheduler.services.command_path import run_unit
+from scheduler.services.command_path import CommandConfig, CommandPath, run_unit
 from scheduler.services.commands import Release
+from scheduler.services.handlers import ROUTES
 from scheduler.services.leases import end_due_allocations
 
 
@@ -123,6 +124,25 @@ def in_pool(pool: Pool, **body: Any) -> dict[str, Any]:
     specs = dict(body.pop("preferredSpecs", {}))
     specs["labels"] = {**specs.get("labels", {}), **pool.label}
     return {"durationMinutes": 30, **body, "preferredSpecs": specs}
+
+
+async def settle(services: Any) -> None:
+    """Let the in-process resets and the drains they wake finish."""
+    for _ in range(3):
+        await services.lifecycle.drain()
+        await services.queue.idle()
+
+
+def commands_with(services: Any, config: CommandConfig) -> CommandPath:
+    """The services' command path with other rules' settings (a capped queue, say)."""
+    return CommandPath(
+        services.uow,
+        ROUTES,
+        config=config,
+        lifecycle=services.lifecycle,
+        queue=services.queue,
+        clock=services.clock,
+    )
 
 
 async def expire_due(services: Any, *, now: datetime) -> list[Release]:

@@ -27,9 +27,8 @@ from scheduler.domain.identity import Principal, Role
 from scheduler.domain.queueing import QueueLimits
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.command_path import CommandPath, Route, Unit
-from scheduler.services.handlers import ROUTES
 from scheduler.services.queue import JoinQueue, Queued
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.builders import auth, commands_with, in_pool, new_pool, new_tenant, new_token, run_sql
 
 pytestmark = pytest.mark.integration
 
@@ -196,14 +195,7 @@ async def test_a_transient_refusal_is_not_kept_so_the_retry_runs(
     pool = await new_pool(client, admin_token, devices=1)
     tenant = await new_tenant(client, admin_token)
     principal = Principal(uuid.UUID(tenant["id"]), "later", Role.USER)
-    full = CommandPath(
-        services.uow,
-        ROUTES,
-        config=replace(services.config, queue_limits=QueueLimits(per_tenant=0)),
-        lifecycle=services.lifecycle,
-        queue=services.queue,
-        clock=services.clock,
-    )
+    full = commands_with(services, replace(services.config, queue_limits=QueueLimits(per_tenant=0)))
     command = JoinQueue(None, 30, DeviceRequirements(labels=pool.label), 30)
     key = uuid.uuid4().hex
 

@@ -16,10 +16,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from scheduler.bootstrap import Services
-from scheduler.services.node_agent import InProcessDeviceLifecycle
-from scheduler.services.queue_dispatch import QueueDrainer
 from serve.request_limits import MAX_BODY_BYTES
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, settle
 from tests.integration.test_bad_input import assert_problem
 
 pytestmark = pytest.mark.integration
@@ -31,14 +29,6 @@ HUGE = int("9" * 400)
 async def user(client: httpx.AsyncClient, admin_token: str) -> str:
     tenant = await new_tenant(client, admin_token)
     return await new_token(client, admin_token, tenant["id"], "bounded")
-
-
-async def settle(services: Services) -> None:
-    assert isinstance(services.lifecycle, InProcessDeviceLifecycle)
-    assert isinstance(services.queue, QueueDrainer)
-    for _ in range(3):
-        await services.lifecycle.drain()
-        await services.queue.idle()
 
 
 @pytest.mark.parametrize(

@@ -16,24 +16,20 @@ from scheduler.domain.errors import QueueFull
 from scheduler.domain.identity import Principal, Role
 from scheduler.domain.queueing import QueueLimits
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.command_path import CommandPath
-from scheduler.services.handlers import ROUTES
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
-from scheduler.services.node_agent import InProcessDeviceLifecycle
 from scheduler.services.queue import JoinQueue, Queued, drain_queue
-from scheduler.services.queue_dispatch import QueueDrainer
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.builders import (
+    auth,
+    commands_with,
+    in_pool,
+    new_pool,
+    new_tenant,
+    new_token,
+    run_sql,
+    settle,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def settle(services: Services) -> None:
-    """Let resets and the drains they wake finish."""
-    assert isinstance(services.lifecycle, InProcessDeviceLifecycle)
-    assert isinstance(services.queue, QueueDrainer)
-    for _ in range(3):
-        await services.lifecycle.drain()
-        await services.queue.idle()
 
 
 async def free_and_enterprise_tenants(
@@ -252,13 +248,8 @@ async def test_the_queue_pushes_back_when_full(
     token = await new_token(client, admin_token, tenant["id"], "flood")
     principal = Principal(uuid.UUID(tenant["id"]), "flood", Role.USER)
     command = JoinQueue(None, 30, DeviceRequirements(labels=pool.label), 30)
-    capped = CommandPath(
-        services.uow,
-        ROUTES,
-        config=replace(services.config, queue_limits=QueueLimits(per_tenant=2)),
-        lifecycle=services.lifecycle,
-        queue=services.queue,
-        clock=services.clock,
+    capped = commands_with(
+        services, replace(services.config, queue_limits=QueueLimits(per_tenant=2))
     )
     for _ in range(2):
         assert isinstance((await capped.handle(command, principal)).result, Queued)

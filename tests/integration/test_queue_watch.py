@@ -12,19 +12,10 @@ import httpx
 import pytest
 
 from scheduler.bootstrap import Services
-from scheduler.services.node_agent import InProcessDeviceLifecycle
 from scheduler.services.queue_dispatch import QueueDrainer
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, settle
 
 pytestmark = pytest.mark.integration
-
-
-async def settle(services: Services) -> None:
-    assert isinstance(services.lifecycle, InProcessDeviceLifecycle)
-    assert isinstance(services.queue, QueueDrainer)
-    for _ in range(3):
-        await services.lifecycle.drain()
-        await services.queue.idle()
 
 
 async def busy_pool(client: httpx.AsyncClient, admin: str) -> tuple[object, str, dict[str, str]]:
