@@ -91,12 +91,6 @@ class QueueOrder:
     priorities: dict[uuid.UUID, float]
     at: datetime
 
-    def place_of(self, entry_id: uuid.UUID) -> int | None:
-        for index, entry in enumerate(self.entries):
-            if entry.id == entry_id:
-                return index
-        return None
-
 
 def _about(entry: QueueEntry) -> dict[str, Any]:
     """The fields every queue event carries."""
@@ -266,12 +260,6 @@ async def drain_now(command: DrainQueue, unit: Unit) -> Count:
 class DrainResult:
     granted: list[tuple[QueueEntry, Grant]]
     order: QueueOrder
-
-    @property
-    def still_waiting(self) -> list[QueueEntry]:
-        """The order the drain worked from, less the entries it granted."""
-        done = {entry.id for entry, _ in self.granted}
-        return [e for e in self.order.entries if e.id not in done]
 
 
 async def drain_queue(

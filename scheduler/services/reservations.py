@@ -20,7 +20,7 @@ from scheduler.domain.errors import (
     ReservationNotPending,
 )
 from scheduler.domain.fleet import DeviceStatus
-from scheduler.domain.identity import Principal, Scope, acting_user, scope_of
+from scheduler.domain.identity import Principal, acting_user, scope_of
 from scheduler.domain.reservations import (
     BookingRules,
     Reservation,
@@ -34,7 +34,6 @@ from scheduler.services.leases import place_lease
 from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 
-EVERYONE = Scope(None, None)
 #: Devices one booking tries to lock before it reports a conflict.
 BOOKING_ATTEMPTS = 16
 #: How long past its start a booking waits for its device to finish a reset.
