@@ -39,8 +39,10 @@ class HousekeeperActor:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         lifecycle = RayDeviceLifecycle(self._settings)
-        queue = RayQueueDispatcher(self._settings)
-        self._services = build_services(self._settings, lifecycle, queue)
+        self._services = build_services(
+            self._settings, lifecycle, lambda changes: RayQueueDispatcher(self._settings, changes)
+        )
+        queue = self._services.queue
         self._lifecycle = lifecycle
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._housekeeper = Housekeeper(

@@ -28,9 +28,14 @@ class NodeActor:
         self._settings = Settings(**settings)
         from actors.queue_actor import RayQueueDispatcher  # the queue actor needs this module
 
-        queue = RayQueueDispatcher(self._settings)
-        self._services = build_services(self._settings, RayDeviceLifecycle(self._settings), queue)
-        self._agent = NodeAgent(self._services.uow, build_driver(self._settings), utc_now, queue)
+        self._services = build_services(
+            self._settings,
+            RayDeviceLifecycle(self._settings),
+            lambda changes: RayQueueDispatcher(self._settings, changes),
+        )
+        self._agent = NodeAgent(
+            self._services.uow, build_driver(self._settings), utc_now, self._services.queue
+        )
         for node_id in node_ids:
             self._agent.adopt(uuid.UUID(node_id))
         self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())

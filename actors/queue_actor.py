@@ -19,6 +19,7 @@ from actors.names import NAMESPACE, QUEUE
 from actors.node_actor import RayDeviceLifecycle
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
+from scheduler.services.ports import ChangeFeed
 from scheduler.services.queue_dispatch import QueueDrainer
 
 
@@ -67,10 +68,13 @@ def queue_actor_handle(settings: Settings) -> Any:
 
 
 class RayQueueDispatcher:
-    """``QueueDispatcher`` over the queue actor: wakes are fire-and-forget."""
+    """``QueueDispatcher`` over the queue actor: wakes are fire-and-forget, and skipped (no
+    actor call) while the change feed says the last drain left nobody waiting, unless they
+    bring new entries."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, changes: ChangeFeed) -> None:
         self._settings = settings
+        self._changes = changes
         self._handle: Any = None
 
     def _actor(self) -> Any:
@@ -85,6 +89,8 @@ class RayQueueDispatcher:
         tenants: Collection[uuid.UUID] = (),
         devices: Collection[uuid.UUID] = (),
     ) -> None:
+        if not new_entries and self._changes.queue_empty:
+            return
         try:
             self._actor().wake.remote(new_entries, list(tenants), list(devices))
         except Exception:

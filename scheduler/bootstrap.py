@@ -25,7 +25,13 @@ from scheduler.domain.reservations import BookingRules
 from scheduler.services.command_path import CommandConfig, CommandPath
 from scheduler.services.handlers import ROUTES
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
-from scheduler.services.ports import DeviceDriver, DeviceLifecycle, QueueDispatcher, UnitOfWork
+from scheduler.services.ports import (
+    ChangeFeed,
+    DeviceDriver,
+    DeviceLifecycle,
+    QueueDispatcher,
+    UnitOfWork,
+)
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
 
@@ -103,23 +109,25 @@ def queue_policy(settings: Settings) -> QueuePolicy:
 def build_services(
     settings: Settings,
     lifecycle: DeviceLifecycle | None = None,
-    queue: QueueDispatcher | None = None,
+    queue: Callable[[ChangeFeed], QueueDispatcher] | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Services:
-    """Wire a process. Without ``lifecycle`` and ``queue``, the node agents and the queue
-    drains run in this process (a single-process deployment, and the tests of the app)."""
+    """Wire a process. Without ``lifecycle`` and ``queue`` (a dispatcher made from the
+    process's change feed), the node agents and the queue drains run in this process (a
+    single-process deployment, and the tests of the app)."""
     database_url, redis_url = settings.require_urls()
     database = Database(database_url, max_size=settings.db_pool_size)
     redis = Redis.from_url(redis_url, decode_responses=True)
     policy = queue_policy(settings)
+    changes = PgChangeFeed(database_url)
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(database)
 
     reset = timedelta(seconds=settings.device_reset_seconds)
-    queue = queue or QueueDrainer(uow, policy, clock, solve, reset)
+    dispatcher = queue(changes) if queue else QueueDrainer(uow, policy, clock, solve, reset)
     lifecycle = lifecycle or InProcessDeviceLifecycle(
-        NodeAgent(uow, build_driver(settings), clock, queue)
+        NodeAgent(uow, build_driver(settings), clock, dispatcher)
     )
     booking_rules = BookingRules(
         horizon=timedelta(days=settings.booking_horizon_days),
@@ -138,7 +146,7 @@ def build_services(
         ROUTES,
         config=config,
         lifecycle=lifecycle,
-        queue=queue,
+        queue=dispatcher,
         clock=clock,
         after_commit=exit_after_commit(settings.fault_exit_after_commit),
     )
@@ -148,10 +156,10 @@ def build_services(
         redis=redis,
         events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
         lifecycle=lifecycle,
-        queue=queue,
+        queue=dispatcher,
         config=config,
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
         commands=commands,
-        changes=PgChangeFeed(database_url),
+        changes=changes,
         clock=clock,
     )

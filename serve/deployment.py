@@ -29,7 +29,9 @@ class PhoneFleetIngress:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         self._services: Services = build_services(
-            self._settings, RayDeviceLifecycle(self._settings), RayQueueDispatcher(self._settings)
+            self._settings,
+            RayDeviceLifecycle(self._settings),
+            lambda changes: RayQueueDispatcher(self._settings, changes),
         )
 
     def __serve_build_asgi_app__(self) -> Any:

@@ -20,6 +20,7 @@ import psycopg
 
 from scheduler.adapters.sql_queue import CHANGES_CHANNEL
 from scheduler.adapters.sql_unit_of_work import plain_postgres_url
+from scheduler.services.ports import QUEUE_EMPTY, VIEWS_UPDATED
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class PgChangeFeed:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._queue_empty = False
 
     @contextlib.asynccontextmanager
     async def watch(self, *keys: str) -> AsyncIterator[asyncio.Event]:
@@ -53,6 +55,13 @@ class PgChangeFeed:
                     if not waiters:
                         del self._waiters[key]
 
+    @property
+    def queue_empty(self) -> bool:
+        """Whether the last drain announced left nobody waiting (``False`` while unknown:
+        before the first announcement, after a reconnect). Starts listening."""
+        self._start()
+        return self._queue_empty
+
     def _start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen_forever())
@@ -66,6 +75,10 @@ class PgChangeFeed:
                     await connection.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self._listening.set()
                     async for notification in connection.notifies():
+                        if notification.payload == QUEUE_EMPTY:
+                            self._queue_empty = True
+                        elif notification.payload == VIEWS_UPDATED:
+                            self._queue_empty = False
                         for event in self._waiters.get(notification.payload, ()):
                             event.set()
             except asyncio.CancelledError:
@@ -73,6 +86,7 @@ class PgChangeFeed:
             except Exception:
                 logger.warning("the change feed lost its connection; reconnecting", exc_info=True)
             self._listening.clear()
+            self._queue_empty = False
             for waiters in list(self._waiters.values()):
                 for event in waiters:
                     event.set()  # they read again rather than wait for a lost notification

@@ -168,6 +168,13 @@ class SqlDeviceRepository(SqlRepository):
         )
         return device_from_row(row) if row else None
 
+    async def get_many(self, device_ids: Sequence[uuid.UUID]) -> list[Device]:
+        rows = await self._rows(
+            f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = ANY(%(ids)s)",
+            {"ids": list(device_ids)},
+        )
+        return [device_from_row(r) for r in rows]
+
     async def placement_snapshot(
         self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
     ) -> tuple[Tenant | None, CandidateDevices, str]:

@@ -21,7 +21,7 @@ from scheduler.domain.identity import Scope
 from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitReason, WaitView
 from scheduler.domain.resources import DeviceRequirements, Toleration
 from scheduler.services.commands import Page
-from scheduler.services.ports import VIEWS_UPDATED
+from scheduler.services.ports import QUEUE_EMPTY, VIEWS_UPDATED
 
 ENTRY_COLUMNS = (
     "id, tenant_id, user_id, tier, status, duration_minutes, requirements, submitted_at,"
@@ -132,7 +132,14 @@ class SqlQueueRepository(SqlRepository):
         return [entry_from_row(r) for r in rows]
 
     async def store_views(self, views: Mapping[uuid.UUID, WaitView]) -> None:
-        """Write each waiting entry's view (one statement) and announce the new views."""
+        """Write each waiting entry's view (one statement) and announce the new views, or
+        that nobody waits."""
+        if not views:
+            await self._send(
+                "SELECT pg_notify(%(channel)s, %(what)s)",
+                {"channel": CHANGES_CHANNEL, "what": QUEUE_EMPTY},
+            )
+            return
         ordered = list(views.items())
         await self._send(
             "UPDATE queue_entries q SET priority = v.priority, position = v.position,"

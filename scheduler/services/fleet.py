@@ -168,5 +168,4 @@ async def list_available_devices(
 
 async def get_devices(uow: UnitOfWork, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, Device]:
     async with uow:
-        found = [await uow.devices.get(device_id) for device_id in device_ids]
-    return {d.id: d for d in found if d is not None}
+        return {d.id: d for d in await uow.devices.get_many(device_ids)}

@@ -49,11 +49,7 @@ class NodeAgent:
         self._in_flight.update(ids)
         try:
             async with self._uow_factory() as uow:
-                devices = [
-                    d
-                    for d in [await uow.devices.get(i) for i in ids]
-                    if d is not None and d.status is source
-                ]
+                devices = [d for d in await uow.devices.get_many(ids) if d.status is source]
             if not devices:
                 return 0
             if source is DeviceStatus.PROVISIONING:

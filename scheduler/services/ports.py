@@ -69,6 +69,7 @@ class NodeRepository(Protocol):
 class DeviceRepository(Protocol):
     async def add_many(self, devices: Sequence[Device]) -> None: ...
     async def get(self, device_id: uuid.UUID) -> Device | None: ...
+    async def get_many(self, device_ids: Sequence[uuid.UUID]) -> list[Device]: ...
     async def placement_snapshot(
         self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
     ) -> tuple[Tenant | None, CandidateDevices, str]:
@@ -331,6 +332,7 @@ def lease_changed(allocation_id: uuid.UUID) -> str:
 
 
 VIEWS_UPDATED = "queue:viewed"
+QUEUE_EMPTY = "queue:empty"
 
 
 class ChangeFeed(Protocol):
@@ -339,6 +341,11 @@ class ChangeFeed(Protocol):
 
     def watch(self, *keys: str) -> AbstractAsyncContextManager[asyncio.Event]:
         """An event set when any of ``keys`` is announced after the block was entered."""
+        ...
+
+    @property
+    def queue_empty(self) -> bool:
+        """Whether the last drain announced that nobody waits (``False`` while unknown)."""
         ...
 
 

@@ -168,6 +168,9 @@ async def refresh_views(
     entry class, one of the tenants' quota, one write. Returns the devices some waiter
     could take."""
     if not order.entries:
+        async with uow_factory() as uow:
+            await uow.queue.store_views({})  # announces that nobody waits
+            await uow.commit()
         return set()
     now = order.at
     classes = {class_key(e.requirements): e.requirements for e in order.entries}

@@ -190,3 +190,34 @@ async def test_a_wake_that_cannot_help_any_waiter_costs_no_drain(
     assert drainer.drains == drains + 2
     r = await client.post(f"/scheduler/queue/{entry['id']}/cancel", headers=auth(token))
     assert r.status_code == 200 and holder
+
+
+async def test_the_change_feed_knows_when_nobody_waits_so_wakes_can_skip_the_queue(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    """A Ray replica skips its actor call on release while the feed says nobody waits."""
+    pool, _, _ = await busy_pool(client, admin_token)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "counted")
+    assert services.changes.queue_empty in (True, False)  # starts the listener
+
+    async def announced(expected: bool) -> None:
+        for _ in range(100):
+            if services.changes.queue_empty is expected:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"queue_empty never became {expected}")
+
+    await run_sql(
+        services,
+        "UPDATE queue_entries SET status = 'cancelled', ended_at = now() WHERE status = 'waiting'",
+    )
+    await services.queue.drain()
+    await announced(True)
+    entry = (
+        await client.post("/scheduler/queue/join", headers=auth(token), json=in_pool(pool))
+    ).json()
+    await announced(False)
+    await client.post(f"/scheduler/queue/{entry['id']}/cancel", headers=auth(token))
+    await services.queue.drain()
+    await announced(True)
