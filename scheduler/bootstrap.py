@@ -158,7 +158,7 @@ def build_services(
         lifecycle=lifecycle,
         queue=dispatcher,
         config=config,
-        authenticator=TokenAuthenticator(uow, settings.token_cache_seconds),
+        authenticator=TokenAuthenticator(uow, settings.token_cache_seconds, changes, clock),
         commands=commands,
         changes=changes,
         clock=clock,

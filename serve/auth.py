@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.bootstrap import Services
-from scheduler.domain.errors import Unauthenticated
+from scheduler.domain.errors import InfrastructureError, Unauthenticated
 from serve.errors import problem
 
 PROTECTED_PREFIX = "/scheduler"
@@ -35,12 +35,17 @@ class BearerAuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
             try:
-                principal = await self._services.authenticator.authenticate(bearer_token(scope))
+                credential = await self._services.authenticator.authenticate(bearer_token(scope))
             except Unauthenticated as error:
                 response = problem(
                     401, error.code, error.detail, headers={"WWW-Authenticate": "Bearer"}
                 )
                 await response(scope, receive, send)
                 return
-            scope.setdefault("state", {})["principal"] = principal
+            except InfrastructureError as error:  # the database is down: not the caller's fault
+                response = problem(503, error.code, error.detail, headers={"Retry-After": "1"})
+                await response(scope, receive, send)
+                return
+            state = scope.setdefault("state", {})
+            state["principal"], state["credential"] = credential.principal, credential
         await self._app(scope, receive, send)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 
@@ -34,6 +34,7 @@ class PgChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._queue_empty = False
+        self._callbacks: dict[str, list[Callable[[], None]]] = {}
 
     @contextlib.asynccontextmanager
     async def watch(self, *keys: str) -> AsyncIterator[asyncio.Event]:
@@ -54,6 +55,14 @@ class PgChangeFeed:
                     waiters.discard(event)
                     if not waiters:
                         del self._waiters[key]
+
+    @property
+    def listening(self) -> bool:
+        self._start()
+        return self._listening.is_set()
+
+    def on(self, key: str, callback: Callable[[], None]) -> None:
+        self._callbacks.setdefault(key, []).append(callback)
 
     @property
     def queue_empty(self) -> bool:
@@ -81,6 +90,8 @@ class PgChangeFeed:
                             self._queue_empty = False
                         for event in self._waiters.get(notification.payload, ()):
                             event.set()
+                        for callback in self._callbacks.get(notification.payload, ()):
+                            callback()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -90,6 +101,9 @@ class PgChangeFeed:
             for waiters in list(self._waiters.values()):
                 for event in waiters:
                     event.set()  # they read again rather than wait for a lost notification
+            for callbacks in list(self._callbacks.values()):
+                for callback in callbacks:
+                    callback()  # whatever they cached may have changed unheard
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def close(self) -> None:

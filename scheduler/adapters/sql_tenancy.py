@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from scheduler.adapters.sql_base import Row, SqlRepository
-from scheduler.domain.identity import Principal, Role
+from scheduler.domain.identity import Credential, Principal, RateLimit, Role, TokenInfo
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.ports import StoredOutcome
@@ -34,7 +34,14 @@ def tenant_from_row(row: Row) -> Tenant:
         created_at=row["created_at"],
         max_extensions=row["max_extensions"],
         max_lease_minutes=row["max_lease_minutes"],
+        rate_limit=_rate_limit(row),
     )
+
+
+def _rate_limit(row: Row) -> RateLimit | None:
+    if row.get("rate_limit_rps") is None:
+        return None
+    return RateLimit(row["rate_limit_rps"], row["rate_limit_burst"])
 
 
 class SqlTenantRepository(SqlRepository):
@@ -78,6 +85,7 @@ class SqlTenantRepository(SqlRepository):
         quota: Resources | None,
         max_extensions: int | None = None,
         max_lease_minutes: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Tenant | None:
         """Change the tier and/or the quota; a quota below current usage is refused by
         ``tenants_usage_within_quota_v1``."""
@@ -88,7 +96,9 @@ class SqlTenantRepository(SqlRepository):
             " max_memory_mb = coalesce(%(mem)s, max_memory_mb),"
             " max_storage_mb = coalesce(%(sto)s, max_storage_mb),"
             " max_extensions = coalesce(%(max_extensions)s, max_extensions),"
-            " max_lease_minutes = coalesce(%(max_lease_minutes)s, max_lease_minutes)"
+            " max_lease_minutes = coalesce(%(max_lease_minutes)s, max_lease_minutes),"
+            " rate_limit_rps = coalesce(%(rps)s, rate_limit_rps),"
+            " rate_limit_burst = coalesce(%(burst)s, rate_limit_burst)"
             " WHERE id = %(id)s RETURNING *",
             {
                 "id": tenant_id,
@@ -99,6 +109,8 @@ class SqlTenantRepository(SqlRepository):
                 "sto": quota.storage_mb if quota else None,
                 "max_extensions": max_extensions,
                 "max_lease_minutes": max_lease_minutes,
+                "rps": rate_limit.requests_per_second if rate_limit else None,
+                "burst": rate_limit.burst if rate_limit else None,
             },
         )
         return tenant_from_row(row) if row else None
@@ -126,6 +138,21 @@ class SqlTenantRepository(SqlRepository):
         )
 
 
+TOKEN_COLUMNS = "id, tenant_id, user_id, role, created_at, expires_at, revoked_at"
+
+
+def token_from_row(row: Row) -> TokenInfo:
+    return TokenInfo(
+        row["id"],
+        row["tenant_id"],
+        row["user_id"],
+        Role(row["role"]),
+        row["created_at"],
+        row["expires_at"],
+        row["revoked_at"],
+    )
+
+
 class SqlTokenRepository(SqlRepository):
     async def add(
         self,
@@ -135,10 +162,14 @@ class SqlTokenRepository(SqlRepository):
         user_id: str,
         role: Role,
         now: datetime,
+        *,
+        expires_at: datetime | None = None,
+        bootstrap: bool = False,
     ) -> None:
         await self._send(
-            "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at)"
-            " VALUES (%(id)s, %(hash)s, %(tenant_id)s, %(user_id)s, %(role)s, %(now)s)",
+            "INSERT INTO api_tokens (id, token_hash, tenant_id, user_id, role, created_at,"
+            " expires_at, purpose) VALUES (%(id)s, %(hash)s, %(tenant_id)s, %(user_id)s,"
+            " %(role)s, %(now)s, %(expires_at)s, %(purpose)s)",
             {
                 "id": token_id,
                 "hash": token_hash,
@@ -146,16 +177,50 @@ class SqlTokenRepository(SqlRepository):
                 "user_id": user_id,
                 "role": role.value,
                 "now": now,
+                "expires_at": expires_at,
+                "purpose": "bootstrap" if bootstrap else "api",
             },
         )
 
-    async def principal_for(self, token_hash: bytes) -> Principal | None:
+    async def credential_for(self, token_hash: bytes) -> Credential | None:
+        """The live (not revoked) token with this hash, with its tenant's rate limit."""
         row = await self._row(
-            "SELECT tenant_id, user_id, role FROM api_tokens WHERE token_hash = %(hash)s"
-            " AND revoked_at IS NULL",
+            "SELECT k.id, k.tenant_id, k.user_id, k.role, k.expires_at, t.rate_limit_rps,"
+            " t.rate_limit_burst FROM api_tokens k JOIN tenants t ON t.id = k.tenant_id"
+            " WHERE k.token_hash = %(hash)s AND k.revoked_at IS NULL",
             {"hash": token_hash},
         )
-        return Principal(row["tenant_id"], row["user_id"], Role(row["role"])) if row else None
+        if row is None:
+            return None
+        principal = Principal(row["tenant_id"], row["user_id"], Role(row["role"]))
+        return Credential(principal, row["id"], row["expires_at"], _rate_limit(row))
+
+    async def list(self, tenant_id: uuid.UUID | None) -> list[TokenInfo]:
+        rows = await self._rows(
+            f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE purpose = 'api'"
+            " AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s)"
+            " ORDER BY created_at DESC LIMIT 1000",
+            {"tenant": tenant_id},
+        )
+        return [token_from_row(r) for r in rows]
+
+    async def revoke(self, token_id: uuid.UUID, now: datetime) -> TokenInfo | None:
+        """Revoke the token (once: a revoked one keeps its first revocation time)."""
+        row = await self._row(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, %(now)s)"
+            f" WHERE id = %(id)s AND purpose = 'api' RETURNING {TOKEN_COLUMNS}",
+            {"id": token_id, "now": now},
+        )
+        return token_from_row(row) if row else None
+
+    async def revoke_bootstrap_except(self, token_hash: bytes, now: datetime) -> int:
+        """Revoke every bootstrap admin token but this one (a rotated admin token)."""
+        rows = await self._rows(
+            "UPDATE api_tokens SET revoked_at = %(now)s WHERE purpose = 'bootstrap'"
+            " AND revoked_at IS NULL AND token_hash <> %(hash)s RETURNING id",
+            {"hash": token_hash, "now": now},
+        )
+        return len(rows)
 
 
 class SqlIdempotencyRepository(SqlRepository):

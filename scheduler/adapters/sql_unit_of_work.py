@@ -39,6 +39,12 @@ def plain_postgres_url(url: str) -> str:
     return "postgresql://" + url.split("://", 1)[1] if "://" in url else url
 
 
+#: How long a request waits for the pool to open or to hand out a connection before it is
+#: answered 503: a database that does not answer must not hang requests.
+OPEN_TIMEOUT_SECONDS = 2.0
+CHECKOUT_TIMEOUT_SECONDS = 5.0
+
+
 class Database:
     """A psycopg connection pool opened on first use (so it can be built outside a loop)."""
 
@@ -49,6 +55,7 @@ class Database:
             max_size=max_size,
             kwargs={"row_factory": dict_row, "autocommit": False},
             open=False,
+            timeout=CHECKOUT_TIMEOUT_SECONDS,
         )
         self._opened = False
         self._lock: asyncio.Lock | None = None
@@ -60,7 +67,7 @@ class Database:
         async with self._lock:
             if not self._opened:
                 with translate_db_errors():
-                    await self._pool.open(wait=True, timeout=10)
+                    await self._pool.open(wait=True, timeout=OPEN_TIMEOUT_SECONDS)
                 self._opened = True
 
     async def acquire(self) -> AsyncConnection[Row]:

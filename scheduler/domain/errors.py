@@ -50,6 +50,12 @@ class TenantNotFound(NotFound):
     code = "tenant_not_found"
 
 
+class TokenNotFound(NotFound):
+    """No such token exists."""
+
+    code = "token_not_found"
+
+
 class Conflict(SchedulerError):
     """The request conflicts with the current state."""
 

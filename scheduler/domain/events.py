@@ -243,6 +243,17 @@ class TokenIssued(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRevoked(DomainEvent):
+    """A bearer token was revoked: every replica refuses it within a second."""
+
+    TYPE = "token.revoked"
+    AGGREGATE = "token_id"
+    token_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyChanged(DomainEvent):
     TYPE = "scheduler.strategy_changed"
     AGGREGATE = None

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from scheduler.domain.errors import Forbidden, InvalidRequest
@@ -35,6 +36,41 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``requests_per_second`` on average, ``burst`` at once."""
+
+    requests_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a bearer token resolves to: who it speaks for, which token it is, until when it
+    is valid, and its tenant's rate limit (``None``: the default)."""
+
+    principal: Principal
+    token_id: uuid.UUID
+    expires_at: datetime | None = None
+    rate_limit: RateLimit | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as admins see it: never its secret."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 #: The scheduler itself, as the actor of its own jobs (expiry, timeouts, bookings).

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from scheduler.domain.identity import RateLimit
 from scheduler.domain.resources import Resources
 
 
@@ -21,6 +22,7 @@ class Tenant:
     created_at: datetime
     max_extensions: int = 3
     max_lease_minutes: int = 2880
+    rate_limit: RateLimit | None = None
 
     @property
     def devices_left(self) -> int:

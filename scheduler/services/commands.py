@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 from scheduler.domain.allocations import Allocation, AllocationStatus
 from scheduler.domain.extensions import ExtensionInfo
 from scheduler.domain.fleet import Device
-from scheduler.domain.identity import Role
+from scheduler.domain.identity import RateLimit, Role
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 
 T = TypeVar("T")
@@ -156,6 +156,7 @@ class UpdateTenant:
     quota: Resources | None = None
     max_extensions: int | None = None
     max_lease_minutes: int | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,12 @@ class CreateToken:
     tenant_id: uuid.UUID
     user_id: str
     role: Role
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeToken:
+    token_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +183,7 @@ class TokenIssued:
     role: Role
     created_at: datetime
     token: str | None = None
+    expires_at: datetime | None = None
 
     def without_secrets(self) -> TokenIssued:
         return replace(self, token=None)

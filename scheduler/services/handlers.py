@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.domain.fleet import Node
+from scheduler.domain.identity import TokenInfo
 from scheduler.domain.queueing import QueueEntry
 from scheduler.domain.reservations import Reservation
 from scheduler.domain.tenants import Tenant
@@ -34,6 +35,7 @@ from scheduler.services.commands import (
     RegisterNode,
     Release,
     ReleaseAllocation,
+    RevokeToken,
     SetNodeSchedulable,
     SetStrategy,
     StrategySet,
@@ -61,5 +63,6 @@ ROUTES: dict[type, Route[Any, Any]] = {
     CreateTenant: Route(tenancy.create_tenant, (Tenant,)),
     UpdateTenant: Route(tenancy.update_tenant, (Tenant,)),
     CreateToken: Route(tenancy.create_token, (TokenIssued,)),
+    RevokeToken: Route(tenancy.revoke_token, (TokenInfo,)),
     SetStrategy: Route(settings_admin.set_strategy, (StrategySet,)),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +15,7 @@ from placement.model import CandidateDevices
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
 from scheduler.domain.events import DomainEvent, EventRecord
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
-from scheduler.domain.identity import Principal, Role, Scope
+from scheduler.domain.identity import Credential, Principal, RateLimit, Role, Scope, TokenInfo
 from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitView
 from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources
@@ -40,6 +40,9 @@ class TenantRepository(Protocol):
         tier: str | None,
         max_devices: int | None,
         quota: Resources | None,
+        max_extensions: int | None = None,
+        max_lease_minutes: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Tenant | None: ...
 
 
@@ -52,8 +55,14 @@ class TokenRepository(Protocol):
         user_id: str,
         role: Role,
         now: datetime,
+        *,
+        expires_at: datetime | None = None,
+        bootstrap: bool = False,
     ) -> None: ...
-    async def principal_for(self, token_hash: bytes) -> Principal | None: ...
+    async def credential_for(self, token_hash: bytes) -> Credential | None: ...
+    async def list(self, tenant_id: uuid.UUID | None) -> list[TokenInfo]: ...
+    async def revoke(self, token_id: uuid.UUID, now: datetime) -> TokenInfo | None: ...
+    async def revoke_bootstrap_except(self, token_hash: bytes, now: datetime) -> int: ...
 
 
 class NodeRepository(Protocol):
@@ -333,6 +342,7 @@ def lease_changed(allocation_id: uuid.UUID) -> str:
 
 VIEWS_UPDATED = "queue:viewed"
 QUEUE_EMPTY = "queue:empty"
+TOKENS_REVOKED = "token:revoked"
 
 
 class ChangeFeed(Protocol):
@@ -346,6 +356,15 @@ class ChangeFeed(Protocol):
     @property
     def queue_empty(self) -> bool:
         """Whether the last drain announced that nobody waits (``False`` while unknown)."""
+        ...
+
+    @property
+    def listening(self) -> bool:
+        """Whether announcements are heard now (else callers must not rely on them)."""
+        ...
+
+    def on(self, key: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever ``key`` is announced (and when the feed reconnects)."""
         ...
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from scheduler.domain import events
-from scheduler.domain.errors import TenantNotFound, Unauthenticated
+from scheduler.domain.errors import InvalidRequest, TenantNotFound, TokenNotFound, Unauthenticated
 from scheduler.domain.identity import (
+    Credential,
     Principal,
     Role,
+    TokenInfo,
     hash_token,
     new_token,
     require_admin,
@@ -19,8 +22,14 @@ from scheduler.domain.identity import (
 from scheduler.domain.resources import ZERO
 from scheduler.domain.tenants import Tenant
 from scheduler.services.command_path import Unit
-from scheduler.services.commands import CreateTenant, CreateToken, TokenIssued, UpdateTenant
-from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
+from scheduler.services.commands import (
+    CreateTenant,
+    CreateToken,
+    RevokeToken,
+    TokenIssued,
+    UpdateTenant,
+)
+from scheduler.services.ports import TOKENS_REVOKED, ChangeFeed, UnitOfWork, UnitOfWorkFactory
 
 SYSTEM_TENANT = "system"
 ADMIN_USER = "admin"
@@ -64,6 +73,7 @@ async def update_tenant(command: UpdateTenant, unit: Unit) -> Tenant:
         command.quota,
         command.max_extensions,
         command.max_lease_minutes,
+        command.rate_limit,
     )
     if tenant is None:
         raise TenantNotFound()
@@ -119,16 +129,32 @@ async def create_token(command: CreateToken, unit: Unit) -> TokenIssued:
     Raises:
         Forbidden: the caller is not an admin.
         TenantNotFound: no such tenant.
+        InvalidRequest: an expiry without a time zone, or not in the future.
     """
     require_admin(unit.principal)
+    expires_at = command.expires_at
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= unit.now):
+        raise InvalidRequest("expiresAt must be a future instant with a time zone")
     if await unit.uow.tenants.get(command.tenant_id) is None:
         raise TenantNotFound()
     secret = new_token()
     issued = TokenIssued(
-        uuid.uuid4(), command.tenant_id, command.user_id, command.role, unit.now, secret
+        uuid.uuid4(),
+        command.tenant_id,
+        command.user_id,
+        command.role,
+        unit.now,
+        secret,
+        expires_at,
     )
     await unit.uow.tokens.add(
-        issued.id, hash_token(secret), command.tenant_id, command.user_id, command.role, unit.now
+        issued.id,
+        hash_token(secret),
+        command.tenant_id,
+        command.user_id,
+        command.role,
+        unit.now,
+        expires_at=expires_at,
     )
     unit.emit(
         events.TokenIssued(
@@ -142,8 +168,43 @@ async def create_token(command: CreateToken, unit: Unit) -> TokenIssued:
     return issued
 
 
+async def revoke_token(command: RevokeToken, unit: Unit) -> TokenInfo:
+    """Revoke a token: every replica refuses it within a second (the revocation is
+    announced on commit and drops the replicas' cached credentials).
+
+    Raises:
+        Forbidden: the caller is not an admin.
+        TokenNotFound: no such token (bootstrap admin tokens are rotated, not revoked).
+    """
+    require_admin(unit.principal)
+    revoked = await unit.uow.tokens.revoke(command.token_id, unit.now)
+    if revoked is None:
+        raise TokenNotFound()
+    unit.emit(
+        events.TokenRevoked(
+            occurred_at=unit.now,
+            token_id=revoked.id,
+            tenant_id=revoked.tenant_id,
+            user_id=revoked.user_id,
+        )
+    )
+    return revoked
+
+
+async def list_tokens(
+    uow: UnitOfWork, principal: Principal, tenant_id: uuid.UUID | None
+) -> list[TokenInfo]:
+    """Raises:
+    Forbidden: the caller is not an admin.
+    """
+    require_admin(principal)
+    async with uow:
+        return await uow.tokens.list(tenant_id)
+
+
 async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> None:
-    """Make ``token`` a valid admin token of the system tenant (idempotent, for bootstrap)."""
+    """Make ``token`` the valid admin token of the system tenant (idempotent, for
+    bootstrap); any other bootstrap admin token (a rotated one) is revoked."""
     async with uow:
         tenant = await uow.tenants.get_by_name(SYSTEM_TENANT)
         if tenant is None:
@@ -158,37 +219,56 @@ async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> N
                 created_at=now,
             )
             await uow.tenants.add(tenant)
-        if await uow.tokens.principal_for(hash_token(token)) is None:
+        digest = hash_token(token)
+        if await uow.tokens.credential_for(digest) is None:
             await uow.tokens.add(
-                uuid.uuid4(), hash_token(token), tenant.id, ADMIN_USER, Role.ADMIN, now
+                uuid.uuid4(), digest, tenant.id, ADMIN_USER, Role.ADMIN, now, bootstrap=True
             )
+        await uow.tokens.revoke_bootstrap_except(digest, now)
         await uow.commit()
 
 
 class TokenAuthenticator:
-    """Resolves bearer tokens to principals, remembering answers for a few seconds so the
-    request path does not pay a database round trip per call."""
+    """Resolves bearer tokens to credentials, remembering answers for a few seconds so the
+    request path does not pay a database round trip per call. A revocation announced on the
+    change feed drops every remembered answer at once; while the feed is not heard, answers
+    are kept one second at most, so a revoked or expired token is refused within a second."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        ttl_seconds: float,
+        changes: ChangeFeed,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._uow_factory = uow_factory
         self._ttl = ttl_seconds
-        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._changes = changes
+        self._clock = clock
+        self._cache: dict[bytes, tuple[float, Credential]] = {}
+        changes.on(TOKENS_REVOKED, self._cache.clear)
 
-    async def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(self, token: str | None) -> Credential:
         """Raises:
-        Unauthenticated: the token is missing, unknown or revoked.
+        Unauthenticated: the token is missing, unknown, revoked or expired.
+        InfrastructureError: the database is down (503, not 401).
         """
         if not token:
             raise Unauthenticated("an Authorization: Bearer token is required")
         digest = hash_token(token)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._uow_factory() as uow:
-            principal = await uow.tokens.principal_for(digest)
-        if principal is None:
-            raise Unauthenticated("the bearer token is not valid")
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (time.monotonic() + self._ttl, principal)
-        return principal
+            credential = cached[1]
+        else:
+            async with self._uow_factory() as uow:
+                found = await uow.tokens.credential_for(digest)
+            if found is None:
+                raise Unauthenticated("the bearer token is not valid")
+            credential = found
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            ttl = self._ttl if self._changes.listening else min(self._ttl, 1.0)
+            self._cache[digest] = (time.monotonic() + ttl, credential)
+        if credential.expired(self._clock()):
+            raise Unauthenticated("the bearer token has expired")
+        return credential

@@ -8,9 +8,18 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from scheduler.services import tenancy
+from scheduler.services.commands import RevokeToken
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import handle, reply
-from serve.schemas import TenantIn, TenantOut, TenantUpdateIn, TokenIn, TokenOut
+from serve.schemas import (
+    TenantIn,
+    TenantOut,
+    TenantUpdateIn,
+    TokenIn,
+    TokenInfoOut,
+    TokenList,
+    TokenOut,
+)
 
 router = APIRouter(prefix="/scheduler/admin", tags=["admin"])
 
@@ -57,3 +66,22 @@ async def create_token(
     ``Idempotency-Key`` answers the token's id and metadata with ``token: null``."""
     handled = await handle(services, body.to_command(), principal, key)
     return reply(handled, TokenOut.of(handled.result), 201)
+
+
+@router.get("/tokens", response_model=TokenList)
+async def list_tokens(
+    principal: PrincipalDep, services: ServicesDep, tenantId: uuid.UUID | None = None
+) -> TokenList:
+    """Tokens (newest first, at most 1,000), never their secrets."""
+    tokens = await tenancy.list_tokens(services.uow(), principal, tenantId)
+    return TokenList([TokenInfoOut.of(t) for t in tokens])
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenInfoOut)
+async def revoke_token(
+    token_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    """Revoke a token; every replica refuses it within a second. Revoking twice is harmless
+    (the first revocation time is kept)."""
+    handled = await handle(services, RevokeToken(token_id), principal, key)
+    return reply(handled, TokenInfoOut.of(handled.result))

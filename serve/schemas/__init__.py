@@ -90,6 +90,8 @@ from serve.schemas.tenancy import (
     TenantOut,
     TenantUpdateIn,
     TokenIn,
+    TokenInfoOut,
+    TokenList,
     TokenOut,
 )
 
@@ -160,6 +162,8 @@ __all__ = [
     "TenantOut",
     "TenantUpdateIn",
     "TokenIn",
+    "TokenInfoOut",
+    "TokenList",
     "TokenOut",
     "TolerationIn",
     "UserId",

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from scheduler.domain import limits
-from scheduler.domain.identity import Role
+from scheduler.domain.identity import RateLimit, Role, TokenInfo
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import CreateTenant, CreateToken, TokenIssued, UpdateTenant
@@ -54,6 +54,9 @@ class TenantOut(Out):
     quota: QuotaOut
     usage: QuotaOut
     extensionPolicy: dict[str, int]
+    rateLimit: RateLimitOut | None = Field(
+        default=None, description="none: the default of PHONEFLEET_RATE_LIMIT_*"
+    )
     createdAt: datetime
 
     @classmethod
@@ -79,6 +82,11 @@ class TenantOut(Out):
                 memoryMB=t.used.memory_mb,
                 storageMB=t.used.storage_mb,
             ),
+            rateLimit=RateLimitOut(
+                requestsPerSecond=t.rate_limit.requests_per_second, burst=t.rate_limit.burst
+            )
+            if t.rate_limit
+            else None,
         )
 
 
@@ -86,9 +94,10 @@ class TokenIn(Body):
     tenantId: uuid.UUID
     userId: str = UserId
     role: Literal["admin", "service", "user"]
+    expiresAt: datetime | None = Field(default=None, description="none: never expires")
 
     def to_command(self) -> CreateToken:
-        return CreateToken(self.tenantId, self.userId, Role(self.role))
+        return CreateToken(self.tenantId, self.userId, Role(self.role), self.expiresAt)
 
 
 class TokenOut(Out):
@@ -109,7 +118,36 @@ class TokenOut(Out):
             userId=t.user_id,
             role=t.role.value,
             createdAt=t.created_at,
+            expiresAt=t.expires_at,
         )
+
+
+class TokenInfoOut(Out):
+    """A token as admins list it: never its secret."""
+
+    id: uuid.UUID
+    tenantId: uuid.UUID
+    userId: str
+    role: str
+    createdAt: datetime
+    expiresAt: datetime | None
+    revokedAt: datetime | None
+
+    @classmethod
+    def of(cls, t: TokenInfo) -> TokenInfoOut:
+        return cls(
+            id=t.id,
+            tenantId=t.tenant_id,
+            userId=t.user_id,
+            role=t.role.value,
+            createdAt=t.created_at,
+            expiresAt=t.expires_at,
+            revokedAt=t.revoked_at,
+        )
+
+
+class TokenList(RootModel[list[TokenInfoOut]]):
+    """A plain JSON list of tokens."""
 
 
 class StrategyIn(Body):
@@ -125,10 +163,21 @@ class ExtensionPolicyIn(Body):
     maxTotalMinutes: int = Field(ge=1, le=525_600)
 
 
+class RateLimitIn(Body):
+    requestsPerSecond: float = Field(gt=0, le=100_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
+class RateLimitOut(Out):
+    requestsPerSecond: float
+    burst: int
+
+
 class TenantUpdateIn(Body):
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     quota: QuotaIn | None = None
     extensionPolicy: ExtensionPolicyIn | None = None
+    rateLimit: RateLimitIn | None = None
 
     def to_command(self, tenant_id: uuid.UUID) -> UpdateTenant:
         q, policy = self.quota, self.extensionPolicy
@@ -139,4 +188,7 @@ class TenantUpdateIn(Body):
             quota=Resources(q.cpuCores, q.memoryMB, q.storageMB) if q else None,
             max_extensions=policy.maxExtensions if policy else None,
             max_lease_minutes=policy.maxTotalMinutes if policy else None,
+            rate_limit=RateLimit(self.rateLimit.requestsPerSecond, self.rateLimit.burst)
+            if self.rateLimit
+            else None,
         )
