@@ -321,6 +321,9 @@ def main() -> None:
         "device_reset_seconds": 0.0,
         "queue_cap_per_tenant": max(100, args.waiters + 10),
         "token_cache_seconds": 60.0,
+        # the crowd shares one token: measure what polling costs, not how the limit refuses it
+        "rate_limit_rps": 100_000.0,
+        "rate_limit_burst": 100_000,
     }
     with scratch_database("bench_crowd") as (db_url, _), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=db_url, **settings_kw)

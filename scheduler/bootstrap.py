@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 from placement.solve import solve
 from scheduler.adapters.pg_changes import PgChangeFeed
 from scheduler.adapters.redis_events import RedisEventStream
+from scheduler.adapters.redis_rate_limits import RedisRateLimiter
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
 from scheduler.domain.queueing import QueueLimits, QueuePolicy
+from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.reservations import BookingRules
 from scheduler.services.command_path import CommandConfig, CommandPath
 from scheduler.services.handlers import ROUTES
@@ -30,6 +32,7 @@ from scheduler.services.ports import (
     DeviceDriver,
     DeviceLifecycle,
     QueueDispatcher,
+    RateLimiter,
     UnitOfWork,
 )
 from scheduler.services.queue_dispatch import QueueDrainer
@@ -57,7 +60,12 @@ class Services:
     authenticator: TokenAuthenticator
     commands: CommandPath
     changes: PgChangeFeed
+    rate_limiter: RateLimiter
     clock: Callable[[], datetime]
+
+    @property
+    def default_rate_limit(self) -> RateLimit:
+        return RateLimit(self.settings.rate_limit_rps, self.settings.rate_limit_burst)
 
     def uow(self) -> UnitOfWork:
         return SqlUnitOfWork(self.database)
@@ -117,7 +125,9 @@ def build_services(
     single-process deployment, and the tests of the app)."""
     database_url, redis_url = settings.require_urls()
     database = Database(database_url, max_size=settings.db_pool_size)
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = Redis.from_url(
+        redis_url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=1.0
+    )
     policy = queue_policy(settings)
     changes = PgChangeFeed(database_url)
 
@@ -161,5 +171,6 @@ def build_services(
         authenticator=TokenAuthenticator(uow, settings.token_cache_seconds, changes, clock),
         commands=commands,
         changes=changes,
+        rate_limiter=RedisRateLimiter(redis, f"phonefleet:rate:{settings.events_stream}"),
         clock=clock,
     )

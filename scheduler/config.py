@@ -23,6 +23,10 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     token_cache_seconds: float = 10.0
+    #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
+    #: tokens of a tenant together may go ten times faster).
+    rate_limit_rps: float = Field(default=100.0, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
     events_stream: str = DEFAULT_EVENTS_STREAM
     events_stream_maxlen: int = 1_000_000
 

@@ -1,12 +1,21 @@
-"""Bearer-token authentication as ASGI middleware, so that an unauthenticated call is
-refused with 401 before its body or parameters are even parsed."""
+"""Bearer-token authentication and rate limits as ASGI middleware, so that a call is refused
+(401, 429) before its body or parameters are even parsed.
+
+Every ``/scheduler`` request draws from its token's bucket and its tenant's (a request with
+an unknown token, from its client address's): 429 ``rate_limited`` with ``Retry-After`` when
+one is empty, and ``RateLimit-Limit``/``-Remaining``/``-Reset`` on every answer.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from collections.abc import Sequence
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.bootstrap import Services
-from scheduler.domain.errors import InfrastructureError, Unauthenticated
+from scheduler.domain.errors import InfrastructureError, RateLimited, Unauthenticated
+from scheduler.domain.rate_limits import RateLimit, RateVerdict, address_bucket, buckets_of
 from serve.errors import problem
 
 PROTECTED_PREFIX = "/scheduler"
@@ -25,27 +34,71 @@ def bearer_token(scope: Scope) -> str:
     raise Unauthenticated("an Authorization: Bearer token is required")
 
 
+def rate_headers(verdict: RateVerdict) -> dict[str, str]:
+    if not verdict.limit:
+        return {}
+    return {
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(verdict.remaining),
+        "RateLimit-Reset": str(verdict.reset_seconds),
+    }
+
+
 class BearerAuthMiddleware:
-    """Resolves the caller of every ``/scheduler`` request into ``scope["state"]``."""
+    """Resolves the caller of every ``/scheduler`` request into ``scope["state"]``, and
+    applies its rate limits."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self._app = app
         self._services = services
 
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, buckets: Sequence[tuple[str, RateLimit]]
+    ) -> RateVerdict | None:
+        """The verdict, or ``None`` when the request was refused (429, answered here)."""
+        verdict = await self._services.rate_limiter.check(buckets)
+        if verdict.allowed:
+            return verdict
+        refused = RateLimited(f"too many requests; retry in {verdict.retry_after_seconds} s")
+        headers = {"Retry-After": str(verdict.retry_after_seconds), **rate_headers(verdict)}
+        await problem(429, refused.code, refused.detail, headers=headers)(scope, receive, send)
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PROTECTED_PREFIX):
-            try:
-                credential = await self._services.authenticator.authenticate(bearer_token(scope))
-            except Unauthenticated as error:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
+            await self._app(scope, receive, send)
+            return
+        default = self._services.default_rate_limit
+        try:
+            credential = await self._services.authenticator.authenticate(bearer_token(scope))
+        except Unauthenticated as error:
+            address = (scope.get("client") or ("unknown",))[0]
+            if await self._limited(scope, receive, send, address_bucket(address, default)):
                 response = problem(
                     401, error.code, error.detail, headers={"WWW-Authenticate": "Bearer"}
                 )
                 await response(scope, receive, send)
-                return
-            except InfrastructureError as error:  # the database is down: not the caller's fault
-                response = problem(503, error.code, error.detail, headers={"Retry-After": "1"})
-                await response(scope, receive, send)
-                return
-            state = scope.setdefault("state", {})
-            state["principal"], state["credential"] = credential.principal, credential
-        await self._app(scope, receive, send)
+            return
+        except InfrastructureError as error:  # the database is down: not the caller's fault
+            response = problem(503, error.code, error.detail, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        principal = credential.principal
+        buckets = buckets_of(
+            credential.token_id, principal.tenant_id, credential.rate_limit, default
+        )
+        verdict = await self._limited(scope, receive, send, buckets)
+        if verdict is None:
+            return
+        state = scope.setdefault("state", {})
+        state["principal"], state["credential"] = principal, credential
+        extra = rate_headers(verdict)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    headers[name] = value
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)

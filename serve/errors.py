@@ -23,6 +23,7 @@ ERROR_STATUS: tuple[tuple[type[errors.SchedulerError], int], ...] = (
     (errors.Conflict, 409),
     (errors.QuotaExceeded, 403),
     (errors.QueueFull, 429),
+    (errors.RateLimited, 429),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.InvalidRequest, 422),

@@ -10,7 +10,8 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from scheduler.adapters.sql_base import Row, SqlRepository
-from scheduler.domain.identity import Credential, Principal, RateLimit, Role, TokenInfo
+from scheduler.domain.identity import Credential, Principal, Role, TokenInfo
+from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.ports import StoredOutcome

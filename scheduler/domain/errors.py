@@ -163,6 +163,12 @@ class QueueFull(SchedulerError):
     retry_after_seconds = 30
 
 
+class RateLimited(SchedulerError):
+    """Too many requests; retry after the time given."""
+
+    code = "rate_limited"
+
+
 class QuotaExceeded(SchedulerError):
     """The tenant's quota does not admit this request."""
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from scheduler.domain.errors import Forbidden, InvalidRequest
+from scheduler.domain.rate_limits import RateLimit
 
 
 class Role(StrEnum):
@@ -36,14 +37,6 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A token bucket: ``requests_per_second`` on average, ``burst`` at once."""
-
-    requests_per_second: float
-    burst: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from scheduler.domain.identity import RateLimit
+from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.resources import Resources
 
 

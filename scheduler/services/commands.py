@@ -10,7 +10,8 @@ from typing import Generic, TypeVar
 from scheduler.domain.allocations import Allocation, AllocationStatus
 from scheduler.domain.extensions import ExtensionInfo
 from scheduler.domain.fleet import Device
-from scheduler.domain.identity import RateLimit, Role
+from scheduler.domain.identity import Role
+from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 
 T = TypeVar("T")

@@ -15,8 +15,9 @@ from placement.model import CandidateDevices
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
 from scheduler.domain.events import DomainEvent, EventRecord
 from scheduler.domain.fleet import Device, DeviceStatus, Node, NodeStatus
-from scheduler.domain.identity import Credential, Principal, RateLimit, Role, Scope, TokenInfo
+from scheduler.domain.identity import Credential, Principal, Role, Scope, TokenInfo
 from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitView
+from scheduler.domain.rate_limits import RateLimit, RateVerdict
 from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources
 from scheduler.domain.tenants import Tenant
@@ -365,6 +366,15 @@ class ChangeFeed(Protocol):
 
     def on(self, key: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever ``key`` is announced (and when the feed reconnects)."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets shared by every replica."""
+
+    async def check(self, buckets: Sequence[tuple[str, RateLimit]]) -> RateVerdict:
+        """Draw one request from every bucket, or none when any is empty (a limiter that
+        cannot be reached lets the request go on)."""
         ...
 
 

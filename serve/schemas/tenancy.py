@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import Field, RootModel
 
 from scheduler.domain import limits
-from scheduler.domain.identity import RateLimit, Role, TokenInfo
+from scheduler.domain.identity import Role, TokenInfo
+from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.resources import Resources
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import CreateTenant, CreateToken, TokenIssued, UpdateTenant
