@@ -142,6 +142,7 @@ def build_services(
     booking_rules = BookingRules(
         horizon=timedelta(days=settings.booking_horizon_days),
         prewarm=timedelta(seconds=settings.prewarm_seconds),
+        max_pending=settings.booking_cap_per_tenant,
     )
     config = CommandConfig(
         queue_policy=policy,

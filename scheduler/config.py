@@ -51,6 +51,7 @@ class Settings(BaseSettings):
 
     lease_warning_seconds: float = 300.0
     booking_horizon_days: int = 30
+    booking_cap_per_tenant: int = Field(default=100, ge=1)
     prewarm_seconds: float = 120.0
 
     #: Fault injection for the crash tests only: the process exits right after committing

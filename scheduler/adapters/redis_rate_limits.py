@@ -53,7 +53,7 @@ return {allowed, tight_limit, math.floor(tight_left or 0), wait}
 
 #: How long a check may take before the request goes on unchecked, and how long the limiter
 #: then stays out of the way (an outage must not cost every request the timeout).
-CHECK_TIMEOUT_SECONDS = 0.1
+CHECK_TIMEOUT_SECONDS = 0.25
 BACKOFF_SECONDS = 1.0
 
 

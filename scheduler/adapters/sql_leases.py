@@ -53,7 +53,11 @@ WITH claimed AS (
         used_memory_mb = t.used_memory_mb + c.memory_mb,
         used_storage_mb = t.used_storage_mb + c.storage_mb
     FROM claimed c
-    WHERE t.id = %(tenant_id)s AND t.used_devices + 1 <= t.max_devices
+    WHERE t.id = %(tenant_id)s
+        -- the tenant's pending bookings during the lease count against its device quota
+        AND t.used_devices + 1 + (SELECT count(*) FROM reservations r
+            WHERE r.tenant_id = t.id AND r.status = 'pending'
+            AND r.prewarm_at < %(expires_at)s AND r.end_time > %(at)s) <= t.max_devices
         AND t.used_cpu_cores + c.cpu_cores <= t.max_cpu_cores + 1e-6
         AND t.used_memory_mb + c.memory_mb <= t.max_memory_mb
         AND t.used_storage_mb + c.storage_mb <= t.max_storage_mb

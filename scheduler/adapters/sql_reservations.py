@@ -20,14 +20,16 @@ from scheduler.adapters.sql_base import (
 from scheduler.adapters.sql_fleet import class_candidates, matching_clauses, tolerated
 from scheduler.adapters.sql_leases import scope_sql
 from scheduler.adapters.sql_queue import requirements_from_json, requirements_to_json
+from scheduler.domain.fleet import DeviceStatus, NodeStatus
 from scheduler.domain.identity import Scope
 from scheduler.domain.reservations import Reservation, ReservationStatus
-from scheduler.domain.resources import DeviceRequirements
+from scheduler.domain.resources import DeviceRequirements, Taint
 from scheduler.services.commands import Page
 
 RESERVATION_COLUMNS = (
     "id, tenant_id, user_id, device_id, status, start_time, end_time, prewarm_at,"
-    " remind_before_minutes, requirements, created_at, allocation_id, ended_at, reason"
+    " remind_before_minutes, requirements, created_at, allocation_id, ended_at, reason,"
+    " device_pinned"
 )
 #: A booking's window on its device, as the overlap checks compare it.
 WINDOW = "tstzrange(prewarm_at, end_time)"
@@ -49,6 +51,7 @@ def reservation_from_row(row: Row) -> Reservation:
         allocation_id=row["allocation_id"],
         ended_at=row["ended_at"],
         reason=row["reason"],
+        pinned=row["device_pinned"],
     )
 
 
@@ -56,9 +59,10 @@ class SqlReservationRepository(SqlRepository):
     async def add(self, r: Reservation) -> None:
         await self._send(
             "INSERT INTO reservations (id, tenant_id, user_id, device_id, status, start_time,"
-            " end_time, prewarm_at, remind_before_minutes, requirements, created_at)"
-            " VALUES (%(id)s, %(tenant_id)s, %(user_id)s, %(device_id)s, %(status)s, %(start)s,"
-            " %(end)s, %(prewarm)s, %(remind)s, %(requirements)s, %(created_at)s)",
+            " end_time, prewarm_at, remind_before_minutes, requirements, created_at,"
+            " device_pinned) VALUES (%(id)s, %(tenant_id)s, %(user_id)s, %(device_id)s,"
+            " %(status)s, %(start)s, %(end)s, %(prewarm)s, %(remind)s, %(requirements)s,"
+            " %(created_at)s, %(pinned)s)",
             {
                 "id": r.id,
                 "tenant_id": r.tenant_id,
@@ -71,6 +75,7 @@ class SqlReservationRepository(SqlRepository):
                 "remind": r.remind_before_minutes,
                 "requirements": Jsonb(requirements_to_json(r.requirements)),
                 "created_at": r.created_at,
+                "pinned": r.pinned,
             },
         )
 
@@ -101,15 +106,15 @@ class SqlReservationRepository(SqlRepository):
         end_time: datetime,
         reset: timedelta,
         exclude: uuid.UUID | None = None,
-    ) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    ) -> list[tuple[uuid.UUID, datetime, datetime, uuid.UUID]]:
         """What already holds any of these devices during ``[prewarm_at, end_time)``: other
-        bookings, and a running lease (until its expiry plus a reset)."""
+        bookings, and a running lease (until its expiry plus a reset); with their tenant."""
         rows = await self._rows(
-            "SELECT device_id, start_time AS starts, end_time AS ends FROM reservations"
-            f" WHERE device_id = ANY(%(ids)s) AND status IN ('pending', 'active')"
+            "SELECT device_id, start_time AS starts, end_time AS ends, tenant_id"
+            f" FROM reservations WHERE device_id = ANY(%(ids)s) AND status IN ('pending', 'active')"
             f" AND {WINDOW} && tstzrange(%(prewarm)s, %(end)s)"
             " AND id IS DISTINCT FROM %(exclude)s"
-            " UNION ALL SELECT device_id, allocated_at, expires_at FROM allocations"
+            " UNION ALL SELECT device_id, allocated_at, expires_at, tenant_id FROM allocations"
             " WHERE device_id = ANY(%(ids)s) AND status = 'active'"
             " AND expires_at + %(reset)s > %(prewarm)s"
             " ORDER BY starts LIMIT 20",
@@ -121,7 +126,45 @@ class SqlReservationRepository(SqlRepository):
                 "reset": reset,
             },
         )
-        return [(r["device_id"], r["starts"], r["ends"]) for r in rows]
+        return [(r["device_id"], r["starts"], r["ends"], r["tenant_id"]) for r in rows]
+
+    async def device_placement(
+        self, device_id: uuid.UUID
+    ) -> tuple[DeviceStatus, NodeStatus, tuple[Taint, ...]] | None:
+        """A device's status, its node's status and taints (``None``: no such device)."""
+        row = await self._row(
+            "SELECT d.status, n.status AS node_status, n.taints FROM devices d"
+            " JOIN nodes n ON n.id = d.node_id WHERE d.id = %(id)s",
+            {"id": device_id},
+        )
+        if row is None:
+            return None
+        taints = tuple(Taint(**t) for t in row["taints"])
+        return DeviceStatus(row["status"]), NodeStatus(row["node_status"]), taints
+
+    async def tenant_holdings(
+        self,
+        tenant_id: uuid.UUID,
+        prewarm_at: datetime,
+        end_time: datetime,
+        exclude: uuid.UUID | None = None,
+    ) -> tuple[int, int]:
+        """The tenant's bookings and leases that overlap ``[prewarm_at, end_time)``, and its
+        pending bookings in all, ``exclude`` aside (the caller holds the tenant's row)."""
+        row = await self._row(
+            "SELECT (SELECT count(*) FROM reservations WHERE tenant_id = %(t)s"
+            f"  AND status IN ('pending', 'active') AND {WINDOW} && tstzrange(%(p)s, %(e)s)"
+            "  AND id IS DISTINCT FROM %(x)s)"
+            " + (SELECT count(*) FROM allocations a WHERE a.tenant_id = %(t)s"
+            "  AND a.status = 'active' AND a.expires_at > %(p)s AND a.allocated_at < %(e)s"
+            "  AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.allocation_id = a.id"
+            "   AND r.status = 'active')) AS overlapping,"
+            " (SELECT count(*) FROM reservations WHERE tenant_id = %(t)s"
+            "  AND status = 'pending' AND id IS DISTINCT FROM %(x)s) AS pending",
+            {"t": tenant_id, "p": prewarm_at, "e": end_time, "x": exclude},
+        )
+        assert row is not None
+        return int(row["overlapping"]), int(row["pending"])
 
     async def free_candidates(
         self,

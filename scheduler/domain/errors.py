@@ -120,6 +120,18 @@ class ReservationConflict(Conflict):
         return type(self), (self.detail, self.conflicts)
 
 
+class DeviceNotSchedulable(Conflict):
+    """The device takes no new leases or bookings (its node is not ready, or tainted)."""
+
+    code = "device_not_schedulable"
+
+
+class BookingCapReached(Conflict):
+    """The tenant has as many pending bookings as it may."""
+
+    code = "booking_cap_reached"
+
+
 class ReservationNotPending(Conflict):
     """The reservation has already started or ended."""
 

@@ -45,6 +45,8 @@ class Reservation:
     allocation_id: uuid.UUID | None = None
     ended_at: datetime | None = None
     reason: str | None = None
+    #: Booked by ``deviceId``: that device or none (a spec booking may move to another).
+    pinned: bool = False
 
     @property
     def duration_minutes(self) -> int:
@@ -57,6 +59,8 @@ class BookingRules:
 
     horizon: timedelta = timedelta(days=30)
     prewarm: timedelta = timedelta(minutes=2)
+    #: Pending bookings a tenant may hold at once.
+    max_pending: int = 100
 
 
 def booking_window(

@@ -19,7 +19,7 @@ from scheduler.domain.identity import Credential, Principal, Role, Scope, TokenI
 from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitView
 from scheduler.domain.rate_limits import RateLimit, RateVerdict
 from scheduler.domain.reservations import Reservation, ReservationStatus
-from scheduler.domain.resources import DeviceRequirements, Resources
+from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
@@ -200,7 +200,18 @@ class ReservationRepository(Protocol):
         end_time: datetime,
         reset: timedelta,
         exclude: uuid.UUID | None = None,
-    ) -> list[tuple[uuid.UUID, datetime, datetime]]: ...
+    ) -> list[tuple[uuid.UUID, datetime, datetime, uuid.UUID]]: ...
+    async def device_placement(
+        self, device_id: uuid.UUID
+    ) -> tuple[DeviceStatus, NodeStatus, tuple[Taint, ...]] | None: ...
+    async def tenant_holdings(
+        self,
+        tenant_id: uuid.UUID,
+        prewarm_at: datetime,
+        end_time: datetime,
+        exclude: uuid.UUID | None = None,
+    ) -> tuple[int, int]: ...
+    async def matching_device_ids(self, requirements: DeviceRequirements) -> list[uuid.UUID]: ...
     async def free_candidates(
         self,
         requirements: DeviceRequirements,

@@ -12,15 +12,18 @@ from placement.greedy import rank_best_fit
 from placement.model import as_vector
 from scheduler.domain import events
 from scheduler.domain.errors import (
+    BookingCapReached,
     DeviceNotFound,
+    DeviceNotSchedulable,
     NoCapacity,
     QuotaExceeded,
     ReservationConflict,
     ReservationNotFound,
     ReservationNotPending,
+    TenantNotFound,
 )
-from scheduler.domain.fleet import DeviceStatus
-from scheduler.domain.identity import Principal, acting_user, scope_of
+from scheduler.domain.fleet import DeviceStatus, NodeStatus
+from scheduler.domain.identity import Principal, Scope, acting_user, scope_of
 from scheduler.domain.reservations import (
     BookingRules,
     Reservation,
@@ -77,30 +80,94 @@ def _about(r: Reservation) -> dict[str, Any]:
     }
 
 
+async def _check_schedulable(
+    uow: UnitOfWork, device_id: uuid.UUID, requirements: DeviceRequirements
+) -> None:
+    """A named device must take bookings as allocate would lease it: in service, on a ready
+    node whose taints the request tolerates.
+
+    Raises:
+        DeviceNotFound: no such device.
+        DeviceNotSchedulable: it is retired or failed, its node is not ready, or tainted.
+    """
+    placement = await uow.reservations.device_placement(device_id)
+    if placement is None:
+        raise DeviceNotFound()
+    status, node_status, taints = placement
+    if status in (DeviceStatus.RETIRED, DeviceStatus.FAILED):
+        raise DeviceNotSchedulable(f"the device is {status.value}")
+    if node_status is not NodeStatus.READY:
+        raise DeviceNotSchedulable(f"the device's node is {node_status.value}")
+    blocking = [t for t in taints if not t.is_tolerated_by(requirements.tolerations)]
+    if blocking:
+        names = ", ".join(f"{t.key}={t.value}:{t.effect}" for t in blocking)
+        raise DeviceNotSchedulable(
+            f"the device's node has taints the request does not tolerate: {names}"
+        )
+
+
+async def _check_holdings(
+    unit: Unit, window: tuple[datetime, datetime, datetime], exclude: uuid.UUID | None = None
+) -> None:
+    """A booking counts against its tenant's quota for its window: the tenant may not hold
+    more overlapping bookings and leases than ``maxDevices``, nor more pending bookings than
+    the cap. The tenant's row is held: its bookings serialize here.
+
+    Raises:
+        QuotaExceeded: the window would hold more devices than the quota.
+        BookingCapReached: the tenant holds as many pending bookings as it may.
+        TenantNotFound: no such tenant.
+    """
+    _, end, prewarm = window
+    tenant = await unit.uow.tenants.lock(unit.principal.tenant_id)
+    if tenant is None:
+        raise TenantNotFound()
+    overlapping, pending = await unit.uow.reservations.tenant_holdings(
+        tenant.id, prewarm, end, exclude
+    )
+    cap = unit.config.booking_rules.max_pending
+    if pending >= cap:
+        raise BookingCapReached(f"the tenant already holds {pending} pending bookings (cap {cap})")
+    if overlapping + 1 > tenant.max_devices:
+        raise QuotaExceeded(
+            f"the tenant holds {overlapping} devices or bookings during that window"
+            f" (maxDevices {tenant.max_devices})"
+        )
+
+
 async def _book(
     uow: UnitOfWork,
     requirements: DeviceRequirements,
     device_id: uuid.UUID | None,
     window: tuple[datetime, datetime, datetime],
     reset: timedelta,
+    *,
+    viewer: Scope,
     exclude: uuid.UUID | None = None,
+    hold: bool = True,
 ) -> uuid.UUID:
     """Inside the caller's transaction: a device free for the window, held (its row lock
-    serializes every booking, lease and extension of it) and checked under that lock.
+    serializes every booking, lease and extension of it) and checked under that lock
+    (``hold=False``: checked only, nothing locked, for a look before booking).
+
+    A conflict names the windows of ``viewer``'s tenant only (an admin's: all); the others
+    are counted, never shown.
 
     Raises:
         DeviceNotFound: the named device does not exist.
+        DeviceNotSchedulable: the named device takes no bookings.
         ReservationConflict: no matching device is free for the window.
     """
     _, end, prewarm = window
     if device_id is not None:
+        await _check_schedulable(uow, device_id, requirements)
         ids = [device_id]
     else:
         candidates = await uow.reservations.free_candidates(requirements, prewarm, end, reset)
         ranked = rank_best_fit(candidates, as_vector(requirements.minimum))
         ids = [i for row in ranked for i in candidates.ids[row]][:BOOKING_ATTEMPTS]  # type: ignore[attr-defined]
     for candidate in ids:
-        if not await uow.reservations.lock_device(candidate):
+        if hold and not await uow.reservations.lock_device(candidate):
             if device_id is not None:
                 raise DeviceNotFound()
             continue
@@ -110,9 +177,12 @@ async def _book(
         ids if device_id is not None else await uow.reservations.matching_device_ids(requirements)
     )
     conflicts = await uow.reservations.conflicts(scope, prewarm, end, reset, exclude)
+    visible = [(d, s, e) for d, s, e, tenant in conflicts if viewer.tenant_id in (None, tenant)]
+    others = len(conflicts) - len(visible)
     raise ReservationConflict(
-        "no matching device is free for that window",
-        tuple((str(d), s.isoformat(), e.isoformat()) for d, s, e in conflicts),
+        "no matching device is free for that window"
+        + (f" ({others} windows of other tenants)" if others else ""),
+        tuple((str(d), s.isoformat(), e.isoformat()) for d, s, e in visible),
     )
 
 
@@ -132,7 +202,15 @@ async def create_reservation(command: Reserve, unit: Unit) -> Reservation:
     )
     if command.device_id is None:
         await check_satisfiable(uow, command.requirements)
-    device_id = await _book(uow, command.requirements, command.device_id, window, config.reset)
+    await _check_holdings(unit, window)
+    device_id = await _book(
+        uow,
+        command.requirements,
+        command.device_id,
+        window,
+        config.reset,
+        viewer=scope_of(unit.principal),
+    )
     reservation = Reservation(
         id=uuid.uuid4(),
         tenant_id=unit.principal.tenant_id,
@@ -145,6 +223,7 @@ async def create_reservation(command: Reserve, unit: Unit) -> Reservation:
         remind_before_minutes=command.remind_before_minutes,
         requirements=command.requirements,
         created_at=now,
+        pinned=command.device_id is not None,
     )
     await uow.reservations.add(reservation)
     unit.emit(events.ReservationCreated(occurred_at=now, **_about(reservation)))
@@ -152,15 +231,35 @@ async def create_reservation(command: Reserve, unit: Unit) -> Reservation:
 
 
 async def check_conflict(
-    uow: UnitOfWork, command: Reserve, *, now: datetime, rules: BookingRules, reset: timedelta
+    uow: UnitOfWork,
+    principal: Principal,
+    command: Reserve,
+    *,
+    now: datetime,
+    rules: BookingRules,
+    reset: timedelta,
 ) -> tuple[uuid.UUID | None, tuple[tuple[str, str, str], ...]]:
-    """Whether the booking would succeed now: the device it would get, or the conflicts."""
+    """Whether the booking would succeed now: the device it would get, or the conflicts the
+    caller may see (its tenant's windows). A look: it holds no lock.
+
+    Raises:
+        DeviceNotFound, DeviceNotSchedulable: the named device cannot be booked at all.
+    """
     window = booking_window(command.start_time, command.duration_minutes, now=now, rules=rules)
     async with uow:
         try:
-            return await _book(uow, command.requirements, command.device_id, window, reset), ()
+            device = await _book(
+                uow,
+                command.requirements,
+                command.device_id,
+                window,
+                reset,
+                viewer=scope_of(principal),
+                hold=False,
+            )
         except ReservationConflict as conflict:
             return None, conflict.conflicts
+    return device, ()
 
 
 async def update_reservation(command: UpdateReservation, unit: Unit) -> Reservation:
@@ -184,13 +283,23 @@ async def update_reservation(command: UpdateReservation, unit: Unit) -> Reservat
         now=now,
         rules=config.booking_rules,
     )
+    await _check_holdings(unit, window, exclude=current.id)
+    viewer = scope_of(unit.principal)
     try:
         device_id = await _book(
-            uow, current.requirements, current.device_id, window, config.reset, exclude=current.id
+            uow,
+            current.requirements,
+            current.device_id,
+            window,
+            config.reset,
+            viewer=viewer,
+            exclude=current.id,
         )
     except ReservationConflict:
+        if current.pinned:
+            raise
         device_id = await _book(
-            uow, current.requirements, None, window, config.reset, exclude=current.id
+            uow, current.requirements, None, window, config.reset, viewer=viewer, exclude=current.id
         )
     await uow.reservations.update_window(current.id, device_id, *window)
     moved = replace(
@@ -304,8 +413,12 @@ async def start_due_reservation(unit: Unit) -> tuple[Reservation, Grant | None] 
     lease = PendingLease(uuid.uuid4(), booking.tenant_id, booking.user_id, now, booking.end_time)
     try:
         async with uow.savepoint():
+            if booking.pinned:  # that device or none, checked as at booking
+                await _check_schedulable(uow, booking.device_id, booking.requirements)
             grant = await place_lease(unit, lease, booking.requirements, [booking.device_id])
-    except (NoCapacity, QuotaExceeded) as refusal:
+            if booking.pinned and grant.device.id != booking.device_id:
+                raise DeviceNotSchedulable("the booked device is not available")
+    except (NoCapacity, QuotaExceeded, DeviceNotSchedulable, DeviceNotFound) as refusal:
         await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, refusal.code)
         unit.emit(events.ReservationFailed(occurred_at=now, reason=refusal.code, **_about(booking)))
         return replace(booking, status=ReservationStatus.FAILED, reason=refusal.code), None

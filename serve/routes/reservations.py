@@ -61,6 +61,7 @@ async def check_conflict(
 ) -> dict[str, Any]:
     device, conflicts = await reservations.check_conflict(
         services.uow(),
+        principal,
         body.to_command(),
         now=services.clock(),
         rules=services.config.booking_rules,

@@ -42,6 +42,7 @@ async def test_a_tenants_own_limit_refuses_the_excess_with_429_and_headers(
     )
     assert r.status_code == 200 and r.json()["rateLimit"] == {"requestsPerSecond": 2, "burst": 3}
     token = await new_token(client, admin_token, tenant["id"], "hasty")
+    # the limiter's script is loaded in Redis by now (the admin's requests ran it)
 
     answers = [await client.get("/scheduler/allocations", headers=auth(token)) for _ in range(4)]
 
