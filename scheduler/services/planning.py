@@ -13,8 +13,9 @@ from placement.arrays import build_fleet_arrays
 from placement.explain import why_unsatisfiable
 from placement.plan import PlacementPlan, SolverParams
 from placement.problem import MAX_PRIORITY, Strategy
-from scheduler.domain.errors import Unsatisfiable
+from scheduler.domain.errors import Forbidden, Unsatisfiable
 from scheduler.domain.fleet import Device, Node
+from scheduler.domain.identity import Principal
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -146,15 +147,32 @@ async def plan(
     return await asyncio.to_thread(solver, problem, params)
 
 
+#: What a dry run may cost a caller who is not an admin: requests planned and solver time.
+USER_DRY_RUN_REQUESTS = 100
+USER_DRY_RUN_SECONDS = 1.0
+
+
 async def dry_run(
     uow_factory: UnitOfWorkFactory,
+    principal: Principal,
     requests: Sequence[PlanRequest],
     *,
     solver: PlacementSolver,
     strategy: Strategy | None = None,
     max_time_seconds: float = 0.5,
 ) -> PlacementPlan:
-    """What the optimizer would do for ``requests`` now, with its reasons."""
+    """What the optimizer would do for ``requests`` now, with its reasons.
+
+    Raises:
+        Forbidden: a caller who is not an admin asked for more than 100 requests or 1 s.
+    """
+    if not principal.is_admin and (
+        len(requests) > USER_DRY_RUN_REQUESTS or max_time_seconds > USER_DRY_RUN_SECONDS
+    ):
+        raise Forbidden(
+            f"a dry run of a non-admin token plans at most {USER_DRY_RUN_REQUESTS} requests"
+            f" for at most {USER_DRY_RUN_SECONDS:g} s"
+        )
     async with uow_factory() as uow:
         fleet = await read_fleet(uow)
     return await plan(

@@ -22,7 +22,14 @@ from scheduler.domain.errors import (
     TenantNotFound,
 )
 from scheduler.domain.fleet import DeviceStatus
-from scheduler.domain.identity import Principal, Scope, acting_user, require_admin, scope_of
+from scheduler.domain.identity import (
+    SYSTEM,
+    Principal,
+    Scope,
+    acting_user,
+    require_admin,
+    scope_of,
+)
 from scheduler.domain.queueing import (
     QueueEntry,
     QueuePolicy,
@@ -340,7 +347,7 @@ async def _plan(
     ]
     try:
         chosen = await dry_run(
-            uow_factory, requests, solver=solver, max_time_seconds=DRAIN_SOLVE_SECONDS
+            uow_factory, SYSTEM, requests, solver=solver, max_time_seconds=DRAIN_SOLVE_SECONDS
         )
     except InfrastructureError:
         raise

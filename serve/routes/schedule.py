@@ -42,6 +42,7 @@ async def _plan(body: ScheduleBatchIn, principal: Any, services: Any) -> dict[st
     assert services.config.solver is not None
     plan = await dry_run(
         services.uow,
+        principal,
         requests,
         solver=services.config.solver,
         strategy=_strategy(body.strategy),

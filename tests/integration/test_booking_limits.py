@@ -213,3 +213,23 @@ async def test_a_conflict_check_holds_no_lock_and_shows_only_the_callers_windows
     )
     assert_problem(refused, 409, "reservation_conflict")
     assert refused.json()["conflicts"] == [] and "other tenants" in refused.json()["detail"]
+
+
+async def test_dry_runs_of_users_are_capped_and_admins_are_not(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "planner")
+    many = {"requests": [{}] * 101, "maxTimeSeconds": 1}
+    long = {"requests": [{}], "maxTimeSeconds": 5}
+    for body in (many, long):
+        r = await client.post("/scheduler/schedule/batch", headers=auth(token), json=body)
+        assert_problem(r, 403, "forbidden")
+        r = await client.post("/scheduler/schedule/batch", headers=auth(admin_token), json=body)
+        assert r.status_code == 200, r.text
+    ok = await client.post(
+        "/scheduler/schedule/batch",
+        headers=auth(token),
+        json={"requests": [{}] * 100, "maxTimeSeconds": 1},
+    )
+    assert ok.status_code == 200
