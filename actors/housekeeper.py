@@ -32,6 +32,7 @@ def housekeeper_config(settings: Settings) -> HousekeeperConfig:
         retention_seconds=settings.job_tick_retention_seconds,
         queue_sweep_seconds=settings.queue_sweep_seconds,
         warning_lead_seconds=settings.lease_warning_seconds,
+        outbox_retention_hours=settings.outbox_retention_hours,
     )
 
 
@@ -84,4 +85,4 @@ def ensure_housekeeper(settings: Settings) -> Any:
         namespace=NAMESPACE,
         get_if_exists=True,
         lifetime="detached",
-    ).remote(settings.model_dump(mode="json"))
+    ).remote(settings.for_workers())

@@ -73,7 +73,7 @@ def node_actor_handle(settings: Settings, node_id: uuid.UUID) -> Any:
         get_if_exists=True,
         lifetime="detached",
         resources=settings.node_actor_resources or None,
-    ).remote(settings.model_dump(mode="json"), [str(node_id)])
+    ).remote(settings.for_workers(), [str(node_id)])
 
 
 class RayDeviceLifecycle:

@@ -64,7 +64,7 @@ def queue_actor_handle(settings: Settings) -> Any:
     """The queue actor of this cluster, created (detached) on first use."""
     return RemoteQueueActor.options(  # type: ignore[attr-defined]
         name=QUEUE, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
-    ).remote(settings.model_dump(mode="json"))
+    ).remote(settings.for_workers())
 
 
 class RayQueueDispatcher:

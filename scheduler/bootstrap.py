@@ -124,7 +124,12 @@ def build_services(
     process's change feed), the node agents and the queue drains run in this process (a
     single-process deployment, and the tests of the app)."""
     database_url, redis_url = settings.require_urls()
-    database = Database(database_url, max_size=settings.db_pool_size)
+    database = Database(
+        database_url,
+        max_size=settings.db_pool_size,
+        statement_timeout_seconds=settings.db_statement_timeout_seconds,
+        lock_timeout_seconds=settings.db_lock_timeout_seconds,
+    )
     redis = Redis.from_url(
         redis_url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=1.0
     )

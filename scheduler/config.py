@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".phonefleet")
 
     db_pool_size: int = 10
+    #: A statement that runs longer, or waits longer for a lock, is cancelled: the request is
+    #: answered 503 with ``Retry-After`` instead of hanging.
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_lock_timeout_seconds: float = Field(default=2.0, gt=0)
+    outbox_retention_hours: float = Field(default=72.0, gt=0)
     token_cache_seconds: float = 10.0
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).
@@ -72,6 +77,11 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    def for_workers(self) -> dict[str, object]:
+        """These settings as the arguments of an actor or a Serve replica: never the admin
+        token (it is no argument of any process; only ``phonefleet up`` writes it)."""
+        return self.model_dump(mode="json", exclude={"admin_token"})
 
     def require_urls(self) -> tuple[str, str]:
         """The database and Redis URLs, which every running component needs."""

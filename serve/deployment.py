@@ -51,4 +51,4 @@ def app_builder(args: dict[str, Any]) -> Application:
         max_ongoing_requests=int(args.get("max_ongoing_requests", 256)),
         ray_actor_options={"num_cpus": 0},
     )(serve.ingress()(PhoneFleetIngress))
-    return deployment.bind(Settings(**settings).model_dump(mode="json"))
+    return deployment.bind(Settings(**settings).for_workers())

@@ -92,6 +92,8 @@ async def _scheduler_error(request: Request, exc: Exception) -> JSONResponse:
     extra = None
     if isinstance(exc, errors.QueueFull):
         headers = {"Retry-After": str(exc.retry_after_seconds)}
+    if isinstance(exc, errors.InfrastructureError):
+        headers = {"Retry-After": "1"}
     if isinstance(exc, errors.Unsatisfiable):
         extra = {"constraint": exc.constraint}
     if isinstance(exc, errors.ExtensionNotAllowed):

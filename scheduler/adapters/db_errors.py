@@ -45,5 +45,9 @@ def translate_db_errors() -> Iterator[None]:
         raise errors.InvalidRequest(f"a value is out of range: {exc.diag.message_primary}") from exc
     except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
         raise errors.ConcurrentUpdate() from exc
+    except (pg_errors.QueryCanceled, pg_errors.LockNotAvailable) as exc:
+        raise errors.InfrastructureError(
+            "the database did not answer in time (a statement or lock timeout); retry"
+        ) from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise errors.InfrastructureError("the database is unavailable") from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg.types.json import Jsonb
 
@@ -26,12 +26,20 @@ class SqlOutboxRepository(SqlRepository):
                 },
             )
 
-    async def claim_unrelayed(self, limit: int) -> list[tuple[int, EventRecord]]:
+    async def claim_unrelayed(
+        self, limit: int, now: datetime, takeover: timedelta
+    ) -> list[tuple[int, EventRecord]]:
+        """Claim the oldest unrelayed events nobody claimed (or whose claim is older than
+        ``takeover``: its relay died), in order."""
         rows = await self._rows(
-            "SELECT seq, event_id, type, aggregate_id, payload, occurred_at FROM outbox_events"
-            " WHERE relayed_at IS NULL ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
-            {"limit": limit},
+            "UPDATE outbox_events SET relay_claimed_at = %(now)s WHERE seq IN ("
+            " SELECT seq FROM outbox_events WHERE relayed_at IS NULL"
+            " AND (relay_claimed_at IS NULL OR relay_claimed_at < %(stale)s)"
+            " ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " RETURNING seq, event_id, type, aggregate_id, payload, occurred_at",
+            {"limit": limit, "now": now, "stale": now - takeover},
         )
+        rows.sort(key=lambda r: r["seq"])
         return [
             (
                 r["seq"],
@@ -41,6 +49,15 @@ class SqlOutboxRepository(SqlRepository):
             )
             for r in rows
         ]
+
+    async def prune(self, relayed_before: datetime) -> int:
+        """Forget events relayed before ``relayed_before`` (never an undelivered one)."""
+        rows = await self._rows(
+            "DELETE FROM outbox_events WHERE relayed_at IS NOT NULL"
+            " AND relayed_at < %(before)s RETURNING seq",
+            {"before": relayed_before},
+        )
+        return len(rows)
 
     async def mark_relayed(self, seqs: Sequence[int], now: datetime) -> None:
         await self._send(

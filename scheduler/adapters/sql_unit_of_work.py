@@ -48,12 +48,22 @@ CHECKOUT_TIMEOUT_SECONDS = 5.0
 class Database:
     """A psycopg connection pool opened on first use (so it can be built outside a loop)."""
 
-    def __init__(self, url: str, max_size: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_size: int,
+        statement_timeout_seconds: float = 10.0,
+        lock_timeout_seconds: float = 2.0,
+    ) -> None:
+        options = (
+            f"-c statement_timeout={round(statement_timeout_seconds * 1000)}"
+            f" -c lock_timeout={round(lock_timeout_seconds * 1000)}"
+        )
         self._pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
             plain_postgres_url(url),
             min_size=1,
             max_size=max_size,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            kwargs={"row_factory": dict_row, "autocommit": False, "options": options},
             open=False,
             timeout=CHECKOUT_TIMEOUT_SECONDS,
         )

@@ -38,6 +38,8 @@ QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
 PRUNE_EVERY_SECONDS = 60.0
+#: A relay's claim on a batch it never marked relayed (it died) is taken over after this.
+RELAY_TAKEOVER = timedelta(seconds=30)
 #: Idempotency keys older than this are forgotten.
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
 #: Ledger tick of the timer jobs (expiry, queue timeouts, bookings): finer than a
@@ -59,14 +61,22 @@ async def relay_outbox(
     interval_seconds: float,
     limit: int = 1000,
 ) -> int:
-    """Publish unrelayed outbox events (at least once, in order, each with its id)."""
+    """Publish unrelayed outbox events (at least once, in order, each with its id).
+
+    The batch is claimed in a transaction of its own and published with no transaction
+    open (a slow or paused stream holds no row and no connection); a relay that dies before
+    marking its batch leaves it to the next one after ``RELAY_TAKEOVER``.
+    """
     async with uow_factory() as uow:
         if not await uow.jobs.claim_tick(RELAY_JOB, tick_of(now, interval_seconds), owner, now):
             return 0
-        batch = await uow.outbox.claim_unrelayed(limit)
-        if batch:
-            await stream.publish(batch)
-            await uow.outbox.mark_relayed([seq for seq, _ in batch], now)
+        batch = await uow.outbox.claim_unrelayed(limit, now, RELAY_TAKEOVER)
+        await uow.commit()
+    if not batch:
+        return 0
+    await stream.publish(batch)
+    async with uow_factory() as uow:
+        await uow.outbox.mark_relayed([seq for seq, _ in batch], now)
         await uow.commit()
     return len(batch)
 
@@ -151,13 +161,21 @@ async def run_reservations(
 
 
 async def prune_ledger(
-    uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str, retention_seconds: float
+    uow_factory: UnitOfWorkFactory,
+    *,
+    now: datetime,
+    owner: str,
+    retention_seconds: float,
+    outbox_retention: timedelta = timedelta(hours=72),
 ) -> int:
+    """Forget old job ticks, idempotency keys and relayed events (an event not yet relayed
+    is kept however old)."""
     async with uow_factory() as uow:
         if not await uow.jobs.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
             return 0
         pruned = await uow.jobs.prune(now - timedelta(seconds=retention_seconds))
         pruned += await uow.idempotency.prune(now - IDEMPOTENCY_RETENTION)
+        pruned += await uow.outbox.prune(now - outbox_retention)
         await uow.commit()
     return pruned
 
@@ -169,6 +187,7 @@ class HousekeeperConfig:
     retention_seconds: float
     queue_sweep_seconds: float = 5.0
     warning_lead_seconds: float = 300.0
+    outbox_retention_hours: float = 72.0
 
 
 class Housekeeper:
@@ -256,6 +275,7 @@ class Housekeeper:
                 now=now,
                 owner=self._owner,
                 retention_seconds=self._config.retention_seconds,
+                outbox_retention=timedelta(hours=self._config.outbox_retention_hours),
             )
         except Exception:
             logger.exception("job ledger pruning failed")

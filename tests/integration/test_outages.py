@@ -1,0 +1,145 @@
+"""Outages cost no lease, bill or event: a stuck lock is a 503 with Retry-After, not a hung
+request; the relay publishes with no transaction open (a paused Redis holds no row); old
+relayed events are pruned, undelivered ones never; no process gets the admin token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from scheduler.bootstrap import Services, build_services
+from scheduler.config import Settings
+from scheduler.services.housekeeping import prune_ledger, relay_outbox
+from serve.app import create_app
+from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.integration.test_bad_input import assert_problem
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def impatient(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a 300 ms lock timeout."""
+    services = build_services(settings.model_copy(update={"db_lock_timeout_seconds": 0.3}))
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://pf") as client:
+        yield client
+    await services.close()
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+async def test_a_stuck_lock_is_a_503_with_retry_after_not_a_hung_request(
+    client: httpx.AsyncClient,
+    admin_token: str,
+    database_url: str,
+    impatient: httpx.AsyncClient,
+) -> None:
+    pool = await new_pool(client, admin_token, devices=1)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "blocked")
+    async with await psycopg.AsyncConnection.connect(plain(database_url)) as stuck:
+        await stuck.execute("SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant["id"],))
+        started = time.monotonic()
+        r = await impatient.post(
+            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+        )
+        waited = time.monotonic() - started
+    assert_problem(r, 503, "service_unavailable")
+    assert r.headers["retry-after"] == "1" and waited < 3
+    r = await impatient.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+    assert r.status_code == 201, r.text  # the lock is gone: served, and nothing was lost
+
+
+async def test_the_relay_publishes_with_no_transaction_open(
+    services: Services, settings: Settings, database_url: str
+) -> None:
+    """While Redis holds the relay's writes (CLIENT PAUSE), no session of the test database
+    sits idle in a transaction; the events arrive once Redis is back."""
+    tenant_row = await run_sql(services, "SELECT id FROM tenants LIMIT 1")
+    assert tenant_row
+    event_id = uuid.uuid4()
+    await run_sql(
+        services,
+        "INSERT INTO outbox_events (event_id, type, aggregate_id, payload, occurred_at)"
+        " VALUES (%(id)s, 'test.paused', 'x', '{}', now())",
+        {"id": event_id},
+    )
+    control = aioredis.Redis.from_url(str(settings.redis_url))
+    try:
+        await control.execute_command("CLIENT", "PAUSE", "800", "WRITE")
+        relay = asyncio.create_task(
+            relay_outbox(
+                services.uow,
+                services.events,
+                now=services.clock(),
+                owner=f"paused-{uuid.uuid4().hex[:6]}",
+                interval_seconds=0.001,
+                limit=100_000,
+            )
+        )
+        await asyncio.sleep(0.4)
+        assert not relay.done()  # waiting on Redis
+        async with await psycopg.AsyncConnection.connect(plain(database_url)) as probe:
+            cursor = await probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'idle in transaction'"
+            )
+            (idle_in_transaction,) = await cursor.fetchone() or (None,)
+        assert idle_in_transaction == 0
+        assert await relay >= 1
+    finally:
+        await control.execute_command("CLIENT", "UNPAUSE")
+        await control.aclose()
+    (row,) = await run_sql(
+        services,
+        "SELECT relayed_at IS NOT NULL AS relayed FROM outbox_events WHERE event_id = %(id)s",
+        {"id": event_id},
+    )
+    assert row["relayed"]
+
+
+async def test_relayed_events_are_pruned_by_age_and_undelivered_ones_never(
+    services: Services,
+) -> None:
+    old_relayed, old_pending = uuid.uuid4(), uuid.uuid4()
+    for event_id, relayed in ((old_relayed, "now() - interval '100 hours'"), (old_pending, "NULL")):
+        await run_sql(
+            services,
+            "INSERT INTO outbox_events (event_id, type, aggregate_id, payload, occurred_at,"
+            f" relayed_at) VALUES (%(id)s, 'test.old', 'x', '{{}}', now() - interval '100 hours',"
+            f" {relayed})",
+            {"id": event_id},
+        )
+    await prune_ledger(
+        services.uow,
+        now=services.clock(),
+        owner=f"pruner-{uuid.uuid4().hex[:6]}",
+        retention_seconds=3600,
+        outbox_retention=timedelta(hours=72),
+    )
+    rows = await run_sql(
+        services,
+        "SELECT event_id FROM outbox_events WHERE event_id = ANY(%(ids)s)",
+        {"ids": [old_relayed, old_pending]},
+    )
+    assert [r["event_id"] for r in rows] == [old_pending]
+
+
+def test_no_worker_process_is_given_the_admin_token() -> None:
+    settings = Settings(
+        database_url="postgresql://u@h/db", redis_url="redis://h", admin_token="pf_secret"
+    )
+
+    assert "admin_token" not in settings.for_workers()
+    assert "pf_secret" not in str(settings.for_workers())
