@@ -121,9 +121,11 @@ async def test_relayed_events_are_pruned_by_age_and_undelivered_ones_never(
             f" {relayed})",
             {"id": event_id},
         )
+    # a pruning tick of its own: other tests may have claimed this minute's
+    later = services.clock() + timedelta(hours=2, minutes=uuid.uuid4().int % 600)
     await prune_ledger(
         services.uow,
-        now=services.clock(),
+        now=later,
         owner=f"pruner-{uuid.uuid4().hex[:6]}",
         retention_seconds=3600,
         outbox_retention=timedelta(hours=72),
