@@ -7,6 +7,7 @@ conditions, so a tick run late or twice could still not end a lease twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -213,6 +214,7 @@ class Housekeeper:
         self._config = config
         self._owner = owner
         self._next_expiry: datetime | None = None
+        self._relay: asyncio.Task[None] | None = None
         self.expired_total = 0
         self.relayed_total = 0
         self.timed_out_total = 0
@@ -259,16 +261,9 @@ class Housekeeper:
             # The safety sweep: drains are event-driven; this only catches a lost wake.
             self._queue.wake(new_entries=True)
             self._next_sweep = now + timedelta(seconds=self._config.queue_sweep_seconds)
-        try:
-            self.relayed_total += await relay_outbox(
-                self._uow_factory,
-                self._stream,
-                now=now,
-                owner=self._owner,
-                interval_seconds=self._config.relay_seconds,
-            )
-        except Exception:
-            logger.exception("outbox relay failed")
+        if self._relay is None or self._relay.done():
+            # Off the tick: a slow or paused stream never delays the timer jobs.
+            self._relay = asyncio.get_running_loop().create_task(self._relay_once(now))
         try:
             await prune_ledger(
                 self._uow_factory,
@@ -279,6 +274,23 @@ class Housekeeper:
             )
         except Exception:
             logger.exception("job ledger pruning failed")
+
+    async def _relay_once(self, now: datetime) -> None:
+        try:
+            self.relayed_total += await relay_outbox(
+                self._uow_factory,
+                self._stream,
+                now=now,
+                owner=self._owner,
+                interval_seconds=self._config.relay_seconds,
+            )
+        except Exception:
+            logger.exception("outbox relay failed")
+
+    async def idle(self) -> None:
+        """Wait for the relay started by the last tick (tests and shutdown)."""
+        if self._relay is not None:
+            await asyncio.gather(self._relay, return_exceptions=True)
 
     def seconds_until_next(self, now: datetime) -> float:
         """Sleep until the next lease or queue deadline is due, never past the relay interval."""

@@ -45,6 +45,7 @@ async def test_two_housekeepers_expire_each_lease_and_relay_each_event_once(
     for _ in range(5):
         now = services.clock()
         await asyncio.gather(first.tick(now), second.tick(now + timedelta(milliseconds=1)))
+        await asyncio.gather(first.idle(), second.idle())  # their relays run off the tick
         await asyncio.sleep(0.02)
 
     rows = await run_sql(

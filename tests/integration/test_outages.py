@@ -145,3 +145,50 @@ def test_no_worker_process_is_given_the_admin_token() -> None:
 
     assert "admin_token" not in settings.for_workers()
     assert "pf_secret" not in str(settings.for_workers())
+
+
+async def test_timer_jobs_run_on_while_redis_is_paused(
+    client: httpx.AsyncClient, admin_token: str, services: Services, settings: Settings
+) -> None:
+    """A paused Redis holds the relay, not the expiry: the lease ends in the same tick and
+    its events are relayed once Redis is back."""
+    from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
+    from tests.builders import force_due
+
+    pool = await new_pool(client, admin_token, devices=1)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "paused")
+    lease = await client.post(
+        "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+    )
+    await force_due(services, [lease.json()["allocationId"]])
+    config = HousekeeperConfig(relay_seconds=0.01, max_sleep_seconds=0.05, retention_seconds=60)
+    keeper = Housekeeper(
+        services.uow, services.events, services.lifecycle, services.queue, config, "paused-hk"
+    )
+    control = aioredis.Redis.from_url(str(settings.redis_url))
+    try:
+        await control.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+        started = time.monotonic()
+        await keeper.tick(services.clock())
+        ticked = time.monotonic() - started
+        r = await client.get(
+            f"/scheduler/allocations/{lease.json()['allocationId']}", headers=auth(token)
+        )
+        assert r.json()["status"] == "expired" and ticked < 1.0, ticked
+    finally:
+        await control.execute_command("CLIENT", "UNPAUSE")
+        await control.aclose()
+    await keeper.idle()
+    for _ in range(50):  # Redis is back: the relay catches up (older events go first)
+        (row,) = await run_sql(
+            services,
+            "SELECT count(*) FILTER (WHERE relayed_at IS NULL) AS pending FROM outbox_events"
+            " WHERE type = 'allocation.expired' AND aggregate_id = %(id)s",
+            {"id": lease.json()["allocationId"]},
+        )
+        if row["pending"] == 0:
+            break
+        await keeper.tick(services.clock())
+        await keeper.idle()
+    assert row["pending"] == 0
