@@ -3,13 +3,21 @@ names and a unique pool label, so tests never depend on each other's rows."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from scheduler.config import Settings
 from scheduler.services.command_path import CommandConfig, CommandPath, run_unit
 from scheduler.services.commands import Release
 from scheduler.services.handlers import ROUTES
@@ -156,6 +164,17 @@ async def expire_due(services: Any, *, now: datetime) -> list[Release]:
     )
 
 
+async def busy_pool(client: httpx.AsyncClient, admin: str) -> tuple[Pool, str, dict[str, Any]]:
+    """A one-device pool whose device is leased, and that lease's holder token."""
+    pool = await new_pool(client, admin, devices=1)
+    holder = await new_token(client, admin, (await new_tenant(client, admin))["id"], "holder")
+    lease = await client.post(
+        "/scheduler/devices/allocate", headers=auth(holder), json=in_pool(pool)
+    )
+    assert lease.status_code == 201
+    return pool, holder, lease.json()
+
+
 async def run_sql(services: Any, query: str, params: dict[str, Any] | None = None) -> list[Any]:
     """Run one statement on the test database outside the API (to set up or inspect rows)."""
     async with services.database.connection() as conn:
@@ -215,3 +234,60 @@ async def new_spread_pool(
         assert r.status_code == 201, r.text
         pools.append(Pool(node, r.json(), label))
     return pools
+
+
+# ---- the app in a process of its own (crash tests, fuzzing) ------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """The HTTP app (uvicorn, no Ray) in a process of its own."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+def start_server(settings: Settings, port: int, crash_after: list[str]) -> Server:
+    env = {
+        **os.environ,
+        "PHONEFLEET_DATABASE_URL": str(settings.database_url),
+        "PHONEFLEET_REDIS_URL": str(settings.redis_url),
+        "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
+        "PHONEFLEET_DEVICE_RESET_SECONDS": "0.05",
+        "PHONEFLEET_FAULT_EXIT_AFTER_COMMIT": json.dumps(crash_after),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serve.standalone:create_standalone_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Server(process, url)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the app did not start")

@@ -4,17 +4,10 @@ refusal); failures and transient refusals leave no trace; allocate-or-queue is o
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,69 +21,27 @@ from scheduler.domain.queueing import QueueLimits
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.command_path import CommandPath, Route, Unit
 from scheduler.services.queue import JoinQueue, Queued
-from tests.builders import auth, commands_with, in_pool, new_pool, new_tenant, new_token, run_sql
+from tests.builders import (
+    Server,
+    auth,
+    busy_pool,
+    commands_with,
+    free_port,
+    in_pool,
+    new_pool,
+    new_tenant,
+    new_token,
+    run_sql,
+    start_server,
+)
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The HTTP app (uvicorn, no Ray) in a process of its own."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-
-
-def start_server(settings: Settings, port: int, crash_after: list[str]) -> Server:
-    env = {
-        **os.environ,
-        "PHONEFLEET_DATABASE_URL": str(settings.database_url),
-        "PHONEFLEET_REDIS_URL": str(settings.redis_url),
-        "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
-        "PHONEFLEET_DEVICE_RESET_SECONDS": "0.05",
-        "PHONEFLEET_FAULT_EXIT_AFTER_COMMIT": json.dumps(crash_after),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serve.standalone:create_standalone_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Server(process, url)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the app did not start")
 
 
 @pytest.fixture
 def crashing_then_healthy(settings: Settings) -> Iterator[tuple[Server, int]]:
     """An app that dies right after committing an allocate, a queue join or a booking."""
-    port = _free_port()
+    port = free_port()
     server = start_server(settings, port, ["AllocateDevice", "JoinQueue", "Reserve"])
     yield server, port
     if server.process.poll() is None:
@@ -162,12 +113,7 @@ async def test_a_process_killed_after_the_commit_answers_the_retry_with_the_firs
 async def test_a_retried_allocate_or_queue_returns_the_same_entry(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
-    pool = await new_pool(client, admin_token, devices=1)
-    holder = await new_token(
-        client, admin_token, (await new_tenant(client, admin_token))["id"], "h"
-    )
-    r = await client.post("/scheduler/devices/allocate", headers=auth(holder), json=in_pool(pool))
-    assert r.status_code == 201
+    pool, _, _ = await busy_pool(client, admin_token)
     tenant = await new_tenant(client, admin_token)
     token = await new_token(client, admin_token, tenant["id"], "patient")
     headers = {**auth(token), "Idempotency-Key": uuid.uuid4().hex}

@@ -25,7 +25,7 @@ from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings
 from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
-from tests.integration.test_command_path import Server, _free_port, start_server
+from tests.builders import Server, free_port, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
@@ -71,7 +71,7 @@ def fuzz_admin(fuzz_settings: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def fuzzed_app(fuzz_settings: Settings, fuzz_admin: str) -> Iterator[Server]:
-    server = start_server(fuzz_settings, _free_port(), [])
+    server = start_server(fuzz_settings, free_port(), [])
     yield server
     server.process.kill()
     server.process.wait()

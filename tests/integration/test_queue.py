@@ -20,6 +20,7 @@ from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
 from scheduler.services.queue import JoinQueue, Queued, drain_queue
 from tests.builders import (
     auth,
+    busy_pool,
     commands_with,
     in_pool,
     new_pool,
@@ -238,12 +239,7 @@ async def test_racing_drains_never_grant_one_device_or_entry_twice(
 async def test_the_queue_pushes_back_when_full(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
-    pool = await new_pool(client, admin_token, devices=1)
-    holder = await new_token(
-        client, admin_token, (await new_tenant(client, admin_token))["id"], "h"
-    )
-    r = await client.post("/scheduler/devices/allocate", headers=auth(holder), json=in_pool(pool))
-    assert r.status_code == 201
+    pool, _, _ = await busy_pool(client, admin_token)
     tenant = await new_tenant(client, admin_token)
     token = await new_token(client, admin_token, tenant["id"], "flood")
     principal = Principal(uuid.UUID(tenant["id"]), "flood", Role.USER)

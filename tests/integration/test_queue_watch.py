@@ -13,20 +13,18 @@ import pytest
 
 from scheduler.bootstrap import Services
 from scheduler.services.queue_dispatch import QueueDrainer
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, settle
+from tests.builders import (
+    auth,
+    busy_pool,
+    in_pool,
+    new_pool,
+    new_tenant,
+    new_token,
+    run_sql,
+    settle,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def busy_pool(client: httpx.AsyncClient, admin: str) -> tuple[object, str, dict[str, str]]:
-    """A one-device pool whose device is leased, and that lease's holder token."""
-    pool = await new_pool(client, admin, devices=1)
-    holder = await new_token(client, admin, (await new_tenant(client, admin))["id"], "holder")
-    lease = await client.post(
-        "/scheduler/devices/allocate", headers=auth(holder), json=in_pool(pool)
-    )
-    assert lease.status_code == 201
-    return pool, holder, lease.json()
 
 
 async def test_reads_show_the_view_the_last_drain_stored_not_a_fresh_order(
