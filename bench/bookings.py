@@ -120,6 +120,8 @@ def main() -> None:
             prewarm_seconds=1.0,
             events_stream=f"phonefleet:bench:{name}",
             token_cache_seconds=60,
+            rate_limit_rps=100_000.0,
+            rate_limit_burst=100_000,
         )
         late = asyncio.run(lateness(settings, args.reservations, args.spread_seconds))
         singles, batch = asyncio.run(batch_vs_singles(settings, args.batch_size))

@@ -135,6 +135,8 @@ def main() -> None:
             queue_cap_per_tenant=10_000,
             token_cache_seconds=60,
             node_reconcile_seconds=1,
+            rate_limit_rps=100_000.0,
+            rate_limit_burst=100_000,
         )
         runner = run_on_serve if args.serve else run_in_process
         node_id = asyncio.run(runner(settings, args.waiters, args.devices))

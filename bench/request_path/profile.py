@@ -226,7 +226,7 @@ async def profile_service(
     allocate: list[dict[str, float]] = []
     release: list[dict[str, float]] = []
     try:
-        principal = await services.authenticator.authenticate(user_token)
+        principal = (await services.authenticator.authenticate(user_token)).principal
         with step_timers(STEPS):
             for index in range(warmup + pairs):
                 allocate_times, release_times = await _pair(services, principal)
