@@ -6,9 +6,10 @@ Nothing here runs at import time; each entrypoint (Serve replica, actor, CLI, te
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,8 @@ from scheduler.services.ports import (
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
 
+#: How long readiness waits for each backing service.
+READINESS_SECONDS = 1.5
 #: The exit code of a process the fault hook killed.
 CRASH_EXIT_CODE = 75
 
@@ -71,15 +74,24 @@ class Services:
         return SqlUnitOfWork(self.database)
 
     async def readiness(self) -> dict[str, bool]:
-        """Whether PostgreSQL and Redis answer."""
-        checks = {"postgres": False, "redis": False}
-        with contextlib.suppress(Exception):
+        """Whether PostgreSQL and Redis answer, both asked at once and each given
+        ``READINESS_SECONDS``: a probe answers within that, up or down."""
+
+        async def postgres() -> bool:
             async with self.database.connection() as connection:
                 await connection.execute("SELECT 1")
-            checks["postgres"] = True
-        with contextlib.suppress(Exception):
-            checks["redis"] = bool(await self.redis.ping())
-        return checks
+            return True
+
+        async def redis() -> bool:
+            return bool(await self.redis.ping())
+
+        async def answered(check: Callable[[], Awaitable[bool]]) -> bool:
+            with contextlib.suppress(Exception):
+                return await asyncio.wait_for(check(), READINESS_SECONDS)
+            return False
+
+        up = await asyncio.gather(answered(postgres), answered(redis))
+        return {"postgres": up[0], "redis": up[1]}
 
     async def close(self) -> None:
         await self.changes.close()

@@ -105,9 +105,10 @@ class Database:
         return _Borrowed()
 
     async def close(self) -> None:
-        if self._opened:
+        """Close the pool, also one whose opening was given up (its workers still try)."""
+        if not self._pool.closed:
             await self._pool.close()
-            self._opened = False
+        self._opened = False
 
 
 class SqlUnitOfWork:

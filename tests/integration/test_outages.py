@@ -192,3 +192,25 @@ async def test_timer_jobs_run_on_while_redis_is_paused(
         await keeper.tick(services.clock())
         await keeper.idle()
     assert row["pending"] == 0
+
+
+async def test_readiness_answers_within_two_seconds_with_everything_down(
+    settings: Settings,
+) -> None:
+    down = settings.model_copy(
+        update={
+            "database_url": "postgresql+psycopg://postgres@10.255.255.1:5432/nowhere",
+            "redis_url": "redis://10.255.255.1:6379/0",
+        }
+    )
+    services = build_services(down)
+    transport = httpx.ASGITransport(app=create_app(services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://pf") as client:
+            started = time.monotonic()
+            r = await client.get("/readyz")
+            waited = time.monotonic() - started
+        assert r.status_code == 503 and waited < 2.0, waited
+        assert r.json()["checks"] == {"postgres": False, "redis": False}
+    finally:
+        await services.close()
