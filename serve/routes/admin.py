@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from scheduler.services import tenancy
 from scheduler.services.commands import RevokeToken
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import (
     TenantIn,
     TenantOut,
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/scheduler/admin", tags=["admin"])
 async def create_tenant(
     body: TenantIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, TenantOut.of(handled.result), 201)
 
 
@@ -54,7 +54,7 @@ async def update_tenant(
 ) -> Response:
     """Set the tier (it decides queue priority), the quota and/or the extension policy; a
     raised quota wakes the queue."""
-    handled = await handle(services, body.to_command(tenant_id), principal, key)
+    handled = await services.commands.handle(body.to_command(tenant_id), principal, key)
     return reply(handled, TenantOut.of(handled.result))
 
 
@@ -64,7 +64,7 @@ async def create_token(
 ) -> Response:
     """Issue a token. Its secret (``token``) is in this answer only: a retry with the same
     ``Idempotency-Key`` answers the token's id and metadata with ``token: null``."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, TokenOut.of(handled.result), 201)
 
 
@@ -83,5 +83,5 @@ async def revoke_token(
 ) -> Response:
     """Revoke a token; every replica refuses it within a second. Revoking twice is harmless
     (the first revocation time is kept)."""
-    handled = await handle(services, RevokeToken(token_id), principal, key)
+    handled = await services.commands.handle(RevokeToken(token_id), principal, key)
     return reply(handled, TokenInfoOut.of(handled.result))

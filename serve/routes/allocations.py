@@ -15,7 +15,7 @@ from scheduler.services.commands import AllocationFilter, ExpireDueAllocations, 
 from scheduler.services.ports import lease_changed
 from scheduler.services.waiting import MAX_WAIT_SECONDS, read_until
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import (
     AllocationOut,
     AllocationPage,
@@ -69,7 +69,7 @@ async def release_expired(
     principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """Run the expiry sweep now (admin). Honours ``Idempotency-Key``."""
-    handled = await handle(services, ExpireDueAllocations(), principal, key)
+    handled = await services.commands.handle(ExpireDueAllocations(), principal, key)
     return reply(handled, CountOut(count=handled.result.count))
 
 
@@ -83,7 +83,7 @@ async def extend(
 ) -> Response:
     """Push the lease's expiry back within its tenant's limits. Honours ``Idempotency-Key``."""
     command = ExtendAllocation(allocation_id, body.additionalMinutes, body.reason)
-    handled = await handle(services, command, principal, key)
+    handled = await services.commands.handle(command, principal, key)
     return reply(handled, ExtendedOut.of(handled.result))
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from scheduler.services import batch
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.errors import problem
-from serve.replies import REPLAYED_HEADER, handle, reply
+from serve.replies import REPLAYED_HEADER, reply
 from serve.schemas import (
     BatchAllocateIn,
     BatchAllocateOut,
@@ -36,7 +36,7 @@ async def allocate_batch(
     """Lease a device for each request, placed by one plan over the batch. Each item is
     answered on its own (200); with ``atomic`` all are granted or none (409
     ``batch_not_placeable`` with every item's result)."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     out = BatchAllocateOut.of(handled.result.items)
     if handled.result.refused:
         refused = batch.BatchNotPlaceable()
@@ -50,7 +50,7 @@ async def release_batch(
     body: BatchReleaseIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """End each listed lease the caller may end; the devices are reset."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, BatchReleaseOut.of(body.allocationIds, handled.result.items))
 
 
@@ -59,7 +59,7 @@ async def extend_batch(
     body: BatchExtendIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """Extend each listed lease by ``additionalMinutes``, within its tenant's limits."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, BatchExtendOut.of(body.allocationIds, handled.result.items))
 
 

@@ -12,7 +12,7 @@ from scheduler.domain.queueing import MAX_WAIT_MINUTES, MIN_QUEUE_DURATION_MINUT
 from scheduler.services import settings_admin
 from scheduler.services.commands import SetStrategy
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import StrategyIn, StrategyOut
 
 router = APIRouter(prefix="/scheduler", tags=["config"])
@@ -46,5 +46,5 @@ async def get_config(principal: PrincipalDep, services: ServicesDep) -> dict[str
 async def set_strategy(
     body: StrategyIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    handled = await handle(services, SetStrategy(body.strategy), principal, key)
+    handled = await services.commands.handle(SetStrategy(body.strategy), principal, key)
     return reply(handled, StrategyOut(strategy=handled.result.strategy))

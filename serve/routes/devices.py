@@ -13,7 +13,7 @@ from scheduler.domain.errors import InvalidRequest
 from scheduler.services import fleet
 from scheduler.services.commands import Grant
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.routes.queue import FIRST_VIEW_SECONDS, entry_view
 from serve.schemas import (
     AllocateIn,
@@ -45,7 +45,7 @@ async def allocate(
     """Lease a device now; with ``queueIfUnavailable`` a request nothing fits waits in the
     queue instead (202 with the entry) rather than failing with 409. Honours
     ``Idempotency-Key``: a retry gets the same grant, or the same entry."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     if isinstance(handled.result, Grant):
         return reply(handled, GrantOut.of(handled.result), 201)
     entry = await entry_view(
@@ -63,7 +63,7 @@ async def release(
     body: ReleaseIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """End a lease; its device is reset. Honours ``Idempotency-Key``."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, ReleaseOut.of(handled.result))
 
 

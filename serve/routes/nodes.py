@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from scheduler.services import fleet
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
 
 router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 async def register_node(
     body: NodeIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, NodeOut.of(handled.result), 201)
 
 
@@ -45,7 +45,9 @@ async def _schedulable(
     services: ServicesDep,
     key: str | None,
 ) -> Response:
-    handled = await handle(services, SetNodeSchedulable(node_id, schedulable), principal, key)
+    handled = await services.commands.handle(
+        SetNodeSchedulable(node_id, schedulable), principal, key
+    )
     return reply(handled, NodeOut.of(handled.result))
 
 
@@ -73,7 +75,7 @@ async def add_devices(
 ) -> Response:
     """Create devices within the node's capacity and wait for them to be provisioned; the
     answer shows each device as it is now."""
-    handled = await handle(services, body.to_command(node_id), principal, key)
+    handled = await services.commands.handle(body.to_command(node_id), principal, key)
     created = handled.result.devices
     devices = await fleet.get_devices(services.uow(), [d.id for d in created])
     return reply(handled, DeviceList([DeviceOut.of(devices.get(d.id, d)) for d in created]), 201)

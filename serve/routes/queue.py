@@ -16,7 +16,7 @@ from scheduler.services import queue
 from scheduler.services.ports import VIEWS_UPDATED, entry_changed
 from scheduler.services.waiting import MAX_WAIT_SECONDS, read_until
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import (
     CancelIn,
     GrantedOut,
@@ -73,7 +73,7 @@ async def join_queue(
 ) -> Response:
     """Wait for a device. Honours ``Idempotency-Key``. The answer shows the entry's place
     once the drain its joining started has placed it."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     entry = await entry_view(
         services,
         principal,
@@ -118,7 +118,7 @@ async def stats(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any
 async def process_next(
     principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    handled = await handle(services, queue.DrainQueue(1), principal, key)
+    handled = await services.commands.handle(queue.DrainQueue(1), principal, key)
     return reply(handled, GrantedOut(granted=handled.result.count))
 
 
@@ -126,7 +126,7 @@ async def process_next(
 async def process_batch(
     body: ProcessBatchIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
-    handled = await handle(services, queue.DrainQueue(body.maxCount), principal, key)
+    handled = await services.commands.handle(queue.DrainQueue(body.maxCount), principal, key)
     return reply(handled, GrantedOut(granted=handled.result.count))
 
 
@@ -171,5 +171,5 @@ async def cancel(
 ) -> Response:
     """Leave the queue. Honours ``Idempotency-Key``."""
     command = queue.CancelQueueEntry(entry_id, body.reason if body else None)
-    handled = await handle(services, command, principal, key)
+    handled = await services.commands.handle(command, principal, key)
     return reply(handled, QueueEntryOut.of(handled.result))

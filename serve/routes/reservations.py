@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from scheduler.services import reservations
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
-from serve.replies import handle, reply
+from serve.replies import reply
 from serve.schemas import (
     CancelIn,
     ReservationIn,
@@ -31,7 +31,7 @@ async def create(
     body: ReservationIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
     """Book a device for a window. Honours ``Idempotency-Key``."""
-    handled = await handle(services, body.to_command(), principal, key)
+    handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, ReservationOut.of(handled.result), 201)
 
 
@@ -107,7 +107,7 @@ async def update(
 ) -> Response:
     """Move or resize a pending booking. Honours ``Idempotency-Key``."""
     command = reservations.UpdateReservation(reservation_id, body.startTime, body.durationMinutes)
-    handled = await handle(services, command, principal, key)
+    handled = await services.commands.handle(command, principal, key)
     return reply(handled, ReservationOut.of(handled.result))
 
 
@@ -121,5 +121,5 @@ async def cancel(
 ) -> Response:
     """Cancel a pending booking. Honours ``Idempotency-Key``."""
     command = reservations.CancelReservation(reservation_id, body.reason if body else None)
-    handled = await handle(services, command, principal, key)
+    handled = await services.commands.handle(command, principal, key)
     return reply(handled, ReservationOut.of(handled.result))
