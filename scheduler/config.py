@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,10 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     redis_url: str | None = None
+    #: Files holding the database's and Redis's passwords (a mounted secret): the URLs then
+    #: carry none, so neither does a Serve config or an actor's arguments. Read on connect.
+    database_password_file: Path | None = None
+    redis_password_file: Path | None = None
     admin_token: str | None = None
     http_port: int = 8000
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".phonefleet")
@@ -78,6 +83,14 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    @field_validator("database_password_file", "redis_password_file", mode="before")
+    @classmethod
+    def _expand_home(cls, path: str | Path | None) -> Path | None:
+        """``~/…`` as the process's home; an empty value (an unset ``${…}``) is no file."""
+        if path is None or str(path).strip() == "":
+            return None
+        return Path(path).expanduser()
+
     def for_workers(self) -> dict[str, object]:
         """These settings as the arguments of an actor or a Serve replica: never the admin
         token (it is no argument of any process; only ``phonefleet up`` writes it)."""
@@ -87,4 +100,31 @@ class Settings(BaseSettings):
         """The database and Redis URLs, which every running component needs."""
         if not self.database_url or not self.redis_url:
             raise RuntimeError("PHONEFLEET_DATABASE_URL and PHONEFLEET_REDIS_URL must be set")
-        return self.database_url, self.redis_url
+        return (
+            with_password_from(self.database_url, self.database_password_file),
+            with_password_from(self.redis_url, self.redis_password_file),
+        )
+
+
+def has_password(url: str) -> bool:
+    return urlsplit(url).password is not None
+
+
+def with_password_from(url: str, password_file: Path | None) -> str:
+    """``url`` with the password ``password_file`` holds (its first line), if a file is given."""
+    if password_file is None:
+        return url
+    try:
+        password = password_file.read_text().splitlines()[0]
+    except (OSError, IndexError) as error:
+        raise RuntimeError(f"cannot read a password from {password_file}: {error}") from None
+    return url_with_password(url, password)
+
+
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (percent-encoded) in place of any it carried."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]  # as written: already percent-encoded
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -126,9 +126,11 @@ def up(
         settings = settings.model_copy(
             update={"database_url": database_url, "redis_url": redis_url, "data_dir": folder}
         )
+        if not external_ray:  # the files are on this machine only
+            settings = _passwords_to_files(settings, folder)
 
         with steps.step("Database migrations") as step:
-            _run_migrations(database_url)
+            _run_migrations(settings.require_urls()[0])
             step.done("at head")
 
         with steps.step("Admin token") as step:
@@ -196,10 +198,30 @@ def _admin_token(settings: Settings, folder: Path) -> str:
         if token := path.read_text().strip():
             return token
     token = new_token()
+    _write_secret(path, token)
+    return token
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """``secret`` in ``path``, readable by this user only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token
+        handle.write(secret + "\n")
+
+
+def _passwords_to_files(settings: Settings, folder: Path) -> Settings:
+    """The URLs' passwords moved into files of ``folder`` (read by the processes of this
+    machine's cluster on connect), so that no actor or replica argument carries them."""
+    update: dict[str, Any] = {}
+    for name in ("database", "redis"):
+        url = getattr(settings, f"{name}_url")
+        password = urlsplit(url).password if url else None
+        if password is None or getattr(settings, f"{name}_password_file") is not None:
+            continue
+        path = folder / f"{name}_password"
+        _write_secret(path, unquote(password))
+        update |= {f"{name}_url": _redact(url, ""), f"{name}_password_file": path}
+    return settings.model_copy(update=update)
 
 
 def _bootstrap_admin_token(settings: Settings, token: str) -> None:
@@ -330,9 +352,9 @@ def status(data_dir: DataDirOption = None) -> None:
     rows: list[tuple[str, bool | None, str]] = []
 
     database_url = settings.database_url or embedded["postgres"]
-    rows.append(("PostgreSQL", *_check_postgres(database_url)))
+    rows.append(("PostgreSQL", *_check_postgres(database_url, settings.database_password_file)))
     redis_url = settings.redis_url or embedded["redis"]
-    rows.append(("Redis", *_check_redis(redis_url)))
+    rows.append(("Redis", *_check_redis(redis_url, settings.redis_password_file)))
 
     head = launcher.head_status(folder)
     if head is not None:
@@ -363,29 +385,40 @@ def status(data_dir: DataDirOption = None) -> None:
         raise typer.Exit(1)
 
 
-def _check_postgres(url: str | None) -> tuple[bool, str]:
+def _check_postgres(url: str | None, password_file: Path | None) -> tuple[bool, str]:
     if url is None:
         return False, "not configured and no embedded server running"
     import psycopg
 
-    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    from scheduler.config import with_password_from
+
     try:
+        plain = with_password_from(url, password_file)
+        plain = plain.replace("postgresql+psycopg://", "postgresql://", 1)
         with psycopg.connect(plain, connect_timeout=3) as conn:
             version = conn.execute("SHOW server_version").fetchone()
+    except RuntimeError as error:
+        return False, str(error)
     except psycopg.Error as error:
         return False, f"{_redact(url)}: {str(error).strip().splitlines()[-1]}"
     return True, f"{_redact(url)} (PostgreSQL {version[0] if version else '?'})"
 
 
-def _check_redis(url: str | None) -> tuple[bool, str]:
+def _check_redis(url: str | None, password_file: Path | None) -> tuple[bool, str]:
     if url is None:
         return False, "not configured and no embedded server running"
     import redis
 
+    from scheduler.config import with_password_from
+
     try:
-        client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        client = redis.Redis.from_url(
+            with_password_from(url, password_file), socket_timeout=3, socket_connect_timeout=3
+        )
         client.ping()
         client.close()
+    except RuntimeError as error:
+        return False, str(error)
     except redis.RedisError as error:
         return False, f"{_redact(url)}: {error}"
     return True, _redact(url)
@@ -546,14 +579,15 @@ def _quiet_ray_logs() -> None:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
 
-def _redact(url: str) -> str:
-    """``url`` without its password."""
+def _redact(url: str, mask: str = "***") -> str:
+    """``url`` with its password replaced by ``mask`` (dropped when the mask is empty)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    userinfo = f"{user}:{mask}" if mask else user
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}"))
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ take at most one actor hop (a fire-and-forget reset after a release).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray import serve
@@ -16,11 +17,13 @@ from ray.serve import Application
 from actors.node_actor import RayDeviceLifecycle
 from actors.queue_actor import RayQueueDispatcher
 from scheduler.bootstrap import Services, build_services
-from scheduler.config import Settings
+from scheduler.config import Settings, has_password
 from serve.app import create_app
 
 APP_NAME = "phonefleet"
 SERVE_OPTIONS = ("num_replicas", "max_ongoing_requests")
+
+log = logging.getLogger(__name__)
 
 
 class PhoneFleetIngress:
@@ -45,6 +48,14 @@ def app_builder(args: dict[str, Any]) -> Application:
     """Build the application from ``args``: any ``Settings`` field (``database_url``,
     ``redis_url``, …) plus ``num_replicas`` and ``max_ongoing_requests``."""
     settings = {k: v for k, v in args.items() if k not in SERVE_OPTIONS}
+    for url in ("database_url", "redis_url"):
+        if has_password(str(settings.get(url) or "")):
+            log.warning(
+                "%s carries a password, which the deployed Serve config shows: leave it out"
+                " and give %s instead",
+                url,
+                url.replace("_url", "_password_file"),
+            )
     deployment = serve.deployment(
         name="PhoneFleetIngress",
         num_replicas=int(args.get("num_replicas", 1)),
