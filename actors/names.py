@@ -17,3 +17,12 @@ def node_actor_name(node_id: uuid.UUID, shards: int) -> str:
     if shards <= 0:
         return f"{NODE_ACTOR_PREFIX}{node_id}"
     return f"{NODE_ACTOR_PREFIX}shard-{zlib.crc32(node_id.bytes) % shards}"
+
+
+def node_of_actor(name: str) -> uuid.UUID | None:
+    """The one node a per-node actor serves (None for a shard's actor)."""
+    suffix = name.removeprefix(NODE_ACTOR_PREFIX)
+    try:
+        return uuid.UUID(suffix)
+    except ValueError:
+        return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 
-from actors.names import NAMESPACE, node_actor_name
+from actors.names import NAMESPACE, node_actor_name, node_of_actor
 from scheduler.bootstrap import build_driver, build_services, utc_now
 from scheduler.config import Settings
 from scheduler.services.node_agent import NodeAgent
@@ -24,8 +24,14 @@ logger = logging.getLogger(__name__)
 
 
 class NodeActor:
-    def __init__(self, settings: dict[str, Any], node_ids: list[str]) -> None:
+    """Serves the nodes whose actor name (``node_actor_name``) is ``name``: its own node, or a
+    shard's nodes, which it adopts from the database on every reconcile. A restarted actor
+    (Ray re-runs this constructor) so takes every node back before its first tick's resets."""
+
+    def __init__(self, settings: dict[str, Any], name: str) -> None:
         self._settings = Settings(**settings)
+        shards = self._settings.node_actor_shards
+        own_node = node_of_actor(name)
         from actors.queue_actor import RayQueueDispatcher  # the queue actor needs this module
 
         self._services = build_services(
@@ -34,10 +40,14 @@ class NodeActor:
             lambda changes: RayQueueDispatcher(self._settings, changes),
         )
         self._agent = NodeAgent(
-            self._services.uow, build_driver(self._settings), utc_now, self._services.queue
+            self._services.uow,
+            build_driver(self._settings),
+            utc_now,
+            self._services.queue,
+            serves=None if own_node else lambda node_id: node_actor_name(node_id, shards) == name,
         )
-        for node_id in node_ids:
-            self._agent.adopt(uuid.UUID(node_id))
+        if own_node:
+            self._agent.adopt(own_node)
         self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())
 
     async def _reconcile_forever(self) -> None:
@@ -47,9 +57,6 @@ class NodeActor:
             except Exception:
                 logger.exception("node reconcile failed")
             await asyncio.sleep(self._settings.node_reconcile_seconds)
-
-    async def adopt(self, node_id: str) -> None:
-        self._agent.adopt(uuid.UUID(node_id))
 
     async def provision(self, node_id: str, device_ids: Sequence[str]) -> int:
         return await self._agent.provision(uuid.UUID(node_id), [uuid.UUID(d) for d in device_ids])
@@ -73,7 +80,7 @@ def node_actor_handle(settings: Settings, node_id: uuid.UUID) -> Any:
         get_if_exists=True,
         lifetime="detached",
         resources=settings.node_actor_resources or None,
-    ).remote(settings.for_workers(), [str(node_id)])
+    ).remote(settings.for_workers(), name)
 
 
 class RayDeviceLifecycle:
@@ -88,7 +95,6 @@ class RayDeviceLifecycle:
         handle = self._handles.get(node_id)
         if handle is None:
             handle = self._handles[node_id] = node_actor_handle(self._settings, node_id)
-            handle.adopt.remote(str(node_id))
         return handle
 
     def ensure_actors(self, node_ids: Sequence[uuid.UUID]) -> None:

@@ -153,6 +153,11 @@ async def devices_awaiting_work(uow: UnitOfWork, node_ids: list[uuid.UUID]) -> l
         )
 
 
+async def registered_node_ids(uow: UnitOfWork) -> list[uuid.UUID]:
+    async with uow:
+        return [node.id for node in await uow.nodes.list()]
+
+
 async def heartbeat_nodes(uow: UnitOfWork, node_ids: list[uuid.UUID], *, now: datetime) -> None:
     async with uow:
         await uow.nodes.heartbeat(node_ids, now)

@@ -10,7 +10,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from scheduler.domain.fleet import DeviceStatus
-from scheduler.services.fleet import devices_awaiting_work, heartbeat_nodes, mark_devices_ready
+from scheduler.services.fleet import (
+    devices_awaiting_work,
+    heartbeat_nodes,
+    mark_devices_ready,
+    registered_node_ids,
+)
 from scheduler.services.ports import DeviceDriver, QueueDispatcher, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -27,11 +32,13 @@ class NodeAgent:
         driver: DeviceDriver,
         clock: Callable[[], datetime],
         queue: QueueDispatcher,
+        serves: Callable[[uuid.UUID], bool] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._driver = driver
         self._clock = clock
         self._queue = queue
+        self._serves = serves
         self._node_ids: set[uuid.UUID] = set()
         self._in_flight: set[uuid.UUID] = set()
 
@@ -74,9 +81,18 @@ class NodeAgent:
         self.adopt(node_id)
         return await self._drive(device_ids, DeviceStatus.RESETTING)
 
+    async def adopt_registered(self) -> None:
+        """Adopt every registered node this agent ``serves``: what it served before a restart,
+        and nodes whose ``adopt`` call was lost."""
+        if self._serves is not None:
+            for node_id in await registered_node_ids(self._uow_factory()):
+                if self._serves(node_id):
+                    self.adopt(node_id)
+
     async def reconcile(self) -> int:
         """Finish any provisioning or reset that no message drove (lost call, restart), and
         report a heartbeat for the nodes."""
+        await self.adopt_registered()
         if not self._node_ids:
             return 0
         nodes = self.node_ids

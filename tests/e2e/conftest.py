@@ -7,10 +7,12 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -20,6 +22,8 @@ from psycopg import sql
 from scheduler.config import Settings
 
 E2E_HTTP_PORT = int(os.environ.get("PHONEFLEET_E2E_HTTP_PORT", "8740"))
+#: Node actors each serve a shard of nodes: the kill tests check a restarted one takes them back.
+NODE_ACTOR_SHARDS = 2
 
 
 @dataclass
@@ -29,6 +33,28 @@ class RunningFleet:
     data_dir: Path
     env: dict[str, str]
     settings: Settings
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def plain(url: str | None) -> str:
+    """A SQLAlchemy URL as libpq takes it."""
+    assert url
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """``check()``'s first truthy value, polled every 0.1 s for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
 
 
 def run_cli(
@@ -75,12 +101,15 @@ def fleet(
         "PHONEFLEET_HTTP_PORT": str(E2E_HTTP_PORT),
         "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",
         "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
+        "PHONEFLEET_NODE_ACTOR_SHARDS": str(NODE_ACTOR_SHARDS),
     }
     env.pop("RAY_ADDRESS", None)
     up = run_cli(env, "up", "--demo")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        own = settings.model_copy(update={"database_url": e2e_database_url})
+        own = settings.model_copy(
+            update={"database_url": e2e_database_url, "node_actor_shards": NODE_ACTOR_SHARDS}
+        )
         yield RunningFleet(f"http://127.0.0.1:{E2E_HTTP_PORT}", token, data_dir, env, own)
     finally:
         down = run_cli(env, "down")
@@ -98,6 +127,7 @@ class Pool:
     """A node of alike phones under a label of its own, and a tenant with one user token."""
 
     label: dict[str, str]
+    node_id: str
     tenant_id: str
     token: str
 
@@ -155,4 +185,5 @@ def seed_pool(http: httpx.Client, admin_token: str, prefix: str, devices: int) -
     )
     assert tenant.status_code == 201, tenant.text
     tenant_id = tenant.json()["id"]
-    return Pool({"pool": name}, tenant_id, new_token(http, admin_token, tenant_id, "owner"))
+    token = new_token(http, admin_token, tenant_id, "owner")
+    return Pool({"pool": name}, node.json()["id"], tenant_id, token)

@@ -4,35 +4,25 @@ housekeeper: tokens, a fleet, allocate, release, the reset, expiry and the event
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import redis
 
-from tests.e2e.conftest import RunningFleet, new_token, run_cli, seed_pool
+from tests.e2e.conftest import (
+    RunningFleet,
+    auth,
+    eventually,
+    new_token,
+    plain,
+    run_cli,
+    seed_pool,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def test_the_readme_flow_runs_over_serve(http: httpx.Client, fleet: RunningFleet) -> None:
@@ -82,7 +72,7 @@ def test_the_readme_flow_runs_over_serve(http: httpx.Client, fleet: RunningFleet
     assert r.status_code == 200, r.text
 
     def device_status() -> str | None:
-        with psycopg.connect(_plain(fleet.settings.database_url)) as conn:
+        with psycopg.connect(plain(fleet.settings.database_url)) as conn:
             row = conn.execute(
                 "SELECT status FROM devices WHERE id = %s", (uuid.UUID(grant["deviceId"]),)
             ).fetchone()
@@ -93,7 +83,7 @@ def test_the_readme_flow_runs_over_serve(http: httpx.Client, fleet: RunningFleet
     # the housekeeper expires a due lease by itself and relays the events to Redis
     r = http.post("/scheduler/devices/allocate", headers=auth(token), json={"durationMinutes": 5})
     lease = r.json()
-    with psycopg.connect(_plain(fleet.settings.database_url)) as conn:
+    with psycopg.connect(plain(fleet.settings.database_url)) as conn:
         conn.execute(
             "UPDATE allocations SET allocated_at = allocated_at - interval '1 hour',"
             " expires_at = now() + interval '1 second' WHERE id = %s",
@@ -131,11 +121,6 @@ def test_bad_requests_over_serve_get_problem_json(http: httpx.Client) -> None:
         content=b"{",
     )
     assert r.status_code == 401
-
-
-def _plain(url: str | None) -> str:
-    assert url
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 async def test_200_concurrent_allocations_over_serve_grant_exactly_the_20_devices(
