@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -32,6 +33,7 @@ from scheduler.adapters.sql_tenancy import (
     SqlTenantRepository,
     SqlTokenRepository,
 )
+from scheduler.domain.errors import InfrastructureError
 
 
 def plain_postgres_url(url: str) -> str:
@@ -43,6 +45,10 @@ def plain_postgres_url(url: str) -> str:
 #: answered 503: a database that does not answer must not hang requests.
 OPEN_TIMEOUT_SECONDS = 2.0
 CHECKOUT_TIMEOUT_SECONDS = 5.0
+#: How long the pool goes on retrying a connection that failed (1 s later) before it gives up
+#: until the next request asks: psycopg's default backs off for 5 minutes (1, 2, 4… s), so a
+#: server back after a restart would wait for the pool's next try, and requests with it.
+RECONNECT_SECONDS = 1.0
 
 
 class Database:
@@ -66,6 +72,8 @@ class Database:
             kwargs={"row_factory": dict_row, "autocommit": False, "options": options},
             open=False,
             timeout=CHECKOUT_TIMEOUT_SECONDS,
+            reconnect_timeout=RECONNECT_SECONDS,
+            check=check_if_server_spoke,
         )
         self._opened = False
         self._lock: asyncio.Lock | None = None
@@ -98,9 +106,10 @@ class Database:
                 return self.conn
 
             async def __aexit__(self, *exc: Any) -> None:
-                if self.conn.info.transaction_status != TransactionStatus.IDLE:
-                    await self.conn.rollback()
-                await database.release(self.conn)
+                try:
+                    await roll_back(self.conn, failing=exc[0] is not None)
+                finally:
+                    await database.release(self.conn)
 
         return _Borrowed()
 
@@ -109,6 +118,29 @@ class Database:
         if not self._pool.closed:
             await self._pool.close()
         self._opened = False
+
+
+async def check_if_server_spoke(connection: AsyncConnection[Row]) -> None:
+    """The pool's check of a connection it hands out, so that one a server restart broke is
+    replaced before a request meets it. An idle connection's socket has nothing to read unless
+    the server closed it (or sent a notice): only then is the connection asked (a round trip,
+    ~70 µs, which checking every connection would add to every request)."""
+    readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(connection)
+
+
+async def roll_back(connection: AsyncConnection[Row], *, failing: bool) -> None:
+    """End the connection's open transaction, if any. A connection lost meanwhile (the server
+    rolled the transaction back) fails the block only if nothing else already fails it."""
+    if connection.info.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        with translate_db_errors():
+            await connection.rollback()
+    except InfrastructureError:
+        if not failing:
+            raise
 
 
 class SqlUnitOfWork:
@@ -153,8 +185,7 @@ class SqlUnitOfWork:
                 # An error of a statement nobody read surfaces here; it was not committed.
                 with contextlib.suppress(Exception):
                     await pipeline.aclose()
-            if connection.info.transaction_status != TransactionStatus.IDLE:
-                await connection.rollback()
+            await roll_back(connection, failing=exc is not None)
         finally:
             await self._database.release(connection)
 

@@ -214,3 +214,23 @@ async def test_readiness_answers_within_two_seconds_with_everything_down(
         assert r.json()["checks"] == {"postgres": False, "redis": False}
     finally:
         await services.close()
+
+
+async def test_a_connection_lost_inside_a_unit_of_work_is_infrastructure_not_a_driver_error(
+    services: Services,
+) -> None:
+    from scheduler.domain.errors import InfrastructureError
+
+    with pytest.raises(InfrastructureError):
+        async with services.uow() as uow:
+            await uow.tenants.list()  # its connection is in a transaction (a pipeline's)
+            killed = await run_sql(
+                services,
+                "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
+                " WHERE datname = current_database() AND state <> 'idle'"
+                " AND pid <> pg_backend_pid()",
+            )
+            assert killed == [{"done": True}]
+            await asyncio.sleep(0.1)
+    # and the pool hands out a working connection next
+    assert await run_sql(services, "SELECT 1 AS one") == [{"one": 1}]
