@@ -33,6 +33,7 @@ def housekeeper_config(settings: Settings) -> HousekeeperConfig:
         queue_sweep_seconds=settings.queue_sweep_seconds,
         warning_lead_seconds=settings.lease_warning_seconds,
         outbox_retention_hours=settings.outbox_retention_hours,
+        idempotency_retention_hours=settings.idempotency_retention_hours,
     )
 
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=10.0, gt=0)
     db_lock_timeout_seconds: float = Field(default=2.0, gt=0)
     outbox_retention_hours: float = Field(default=72.0, gt=0)
+    #: How long an ``Idempotency-Key`` answers retries with the first result.
+    idempotency_retention_hours: float = Field(default=24.0, gt=0)
     token_cache_seconds: float = 10.0
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).

@@ -41,8 +41,6 @@ BOOKINGS_JOB = "run-reservations"
 PRUNE_EVERY_SECONDS = 60.0
 #: A relay's claim on a batch it never marked relayed (it died) is taken over after this.
 RELAY_TAKEOVER = timedelta(seconds=30)
-#: Idempotency keys older than this are forgotten.
-IDEMPOTENCY_RETENTION = timedelta(hours=24)
 #: Ledger tick of the timer jobs (expiry, queue timeouts, bookings): finer than a
 #: second so that work due mid-second is not held to the next one.
 TIMER_TICK_SECONDS = 0.1
@@ -168,14 +166,15 @@ async def prune_ledger(
     owner: str,
     retention_seconds: float,
     outbox_retention: timedelta = timedelta(hours=72),
+    idempotency_retention: timedelta = timedelta(hours=24),
 ) -> int:
-    """Forget old job ticks, idempotency keys and relayed events (an event not yet relayed
-    is kept however old)."""
+    """Forget old job ticks, idempotency keys (a retry after that runs the command again)
+    and relayed events (an event not yet relayed is kept however old)."""
     async with uow_factory() as uow:
         if not await uow.jobs.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
             return 0
         pruned = await uow.jobs.prune(now - timedelta(seconds=retention_seconds))
-        pruned += await uow.idempotency.prune(now - IDEMPOTENCY_RETENTION)
+        pruned += await uow.idempotency.prune(now - idempotency_retention)
         pruned += await uow.outbox.prune(now - outbox_retention)
         await uow.commit()
     return pruned
@@ -189,6 +188,7 @@ class HousekeeperConfig:
     queue_sweep_seconds: float = 5.0
     warning_lead_seconds: float = 300.0
     outbox_retention_hours: float = 72.0
+    idempotency_retention_hours: float = 24.0
 
 
 class Housekeeper:
@@ -271,6 +271,7 @@ class Housekeeper:
                 owner=self._owner,
                 retention_seconds=self._config.retention_seconds,
                 outbox_retention=timedelta(hours=self._config.outbox_retention_hours),
+                idempotency_retention=timedelta(hours=self._config.idempotency_retention_hours),
             )
         except Exception:
             logger.exception("job ledger pruning failed")

@@ -109,10 +109,20 @@ async def test_the_relay_publishes_with_no_transaction_open(
     assert row["relayed"]
 
 
-async def test_relayed_events_are_pruned_by_age_and_undelivered_ones_never(
+async def test_relayed_events_and_keys_are_pruned_by_age_and_undelivered_events_never(
     services: Services,
 ) -> None:
     old_relayed, old_pending = uuid.uuid4(), uuid.uuid4()
+    # a pruning tick of its own: other tests may have claimed this minute's
+    later = services.clock() + timedelta(hours=2, minutes=uuid.uuid4().int % 600)
+    tenant = uuid.uuid4()
+    for key, age in (("old-key", 5), ("young-key", 1)):
+        await run_sql(
+            services,
+            "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
+            " request_hash, created_at) VALUES (%(t)s, 'u', %(k)s, 'op', 'h', %(at)s)",
+            {"t": tenant, "k": key, "at": later - timedelta(hours=age)},
+        )
     for event_id, relayed in ((old_relayed, "now() - interval '100 hours'"), (old_pending, "NULL")):
         await run_sql(
             services,
@@ -121,15 +131,18 @@ async def test_relayed_events_are_pruned_by_age_and_undelivered_ones_never(
             f" {relayed})",
             {"id": event_id},
         )
-    # a pruning tick of its own: other tests may have claimed this minute's
-    later = services.clock() + timedelta(hours=2, minutes=uuid.uuid4().int % 600)
     await prune_ledger(
         services.uow,
         now=later,
         owner=f"pruner-{uuid.uuid4().hex[:6]}",
         retention_seconds=3600,
         outbox_retention=timedelta(hours=72),
+        idempotency_retention=timedelta(hours=3),
     )
+    keys = await run_sql(
+        services, "SELECT key FROM idempotency_keys WHERE tenant_id = %(t)s", {"t": tenant}
+    )
+    assert [r["key"] for r in keys] == ["young-key"]
     rows = await run_sql(
         services,
         "SELECT event_id FROM outbox_events WHERE event_id = ANY(%(ids)s)",
