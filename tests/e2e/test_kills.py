@@ -64,6 +64,11 @@ def pid_of(**actor: str) -> int:
 def kill(pid: int, **actor: str) -> int:
     """``SIGKILL`` the actor's process ``pid``; return its new pid once Ray restarted it."""
     os.kill(pid, signal.SIGKILL)
+    return restarted(pid, **actor)
+
+
+def restarted(pid: int, **actor: str) -> int:
+    """The pid of the actor's process once Ray has replaced process ``pid``."""
     return int(
         eventually(
             lambda: p if (p := alive_pid(**actor)) not in (None, pid) else None, RESTART_SECONDS
@@ -168,7 +173,7 @@ def test_a_node_actor_killed_mid_reset_takes_its_shard_back_and_finishes_the_res
         node_id,
     )
     assert resetting != [(0,)], "killed while resetting"
-    new_pid = kill(pid, name=name)
+    new_pid = restarted(pid, name=name)
 
     import ray
 
