@@ -18,7 +18,7 @@ import ray
 from actors.names import NAMESPACE, node_actor_name, node_of_actor
 from scheduler.bootstrap import build_driver, build_services, utc_now
 from scheduler.config import Settings
-from scheduler.services.node_agent import NodeAgent
+from scheduler.services.node_agent import NodeAgent, reconcile_forever
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,9 @@ class NodeActor:
         )
         if own_node:
             self._agent.adopt(own_node)
-        self._loop_task = asyncio.get_event_loop().create_task(self._reconcile_forever())
-
-    async def _reconcile_forever(self) -> None:
-        while True:
-            try:
-                await self._agent.reconcile()
-            except Exception:
-                logger.exception("node reconcile failed")
-            await asyncio.sleep(self._settings.node_reconcile_seconds)
+        self._loop_task = asyncio.get_event_loop().create_task(
+            reconcile_forever(self._agent, self._settings.node_reconcile_seconds)
+        )
 
     async def provision(self, node_id: str, device_ids: Sequence[str]) -> int:
         return await self._agent.provision(uuid.UUID(node_id), [uuid.UUID(d) for d in device_ids])

@@ -154,7 +154,7 @@ def build_services(
     reset = timedelta(seconds=settings.device_reset_seconds)
     dispatcher = queue(changes) if queue else QueueDrainer(uow, policy, clock, solve, reset)
     lifecycle = lifecycle or InProcessDeviceLifecycle(
-        NodeAgent(uow, build_driver(settings), clock, dispatcher)
+        NodeAgent(uow, build_driver(settings), clock, dispatcher, serves=lambda _: True)
     )
     booking_rules = BookingRules(
         horizon=timedelta(days=settings.booking_horizon_days),

@@ -1,12 +1,14 @@
 """PhoneFleet without Ray: the same FastAPI app under plain uvicorn, node agents in-process.
 
 ``uvicorn --factory serve.standalone:create_standalone_app`` — the yardstick the benchmark
-compares Ray Serve against, and a single-process deployment for small fleets. The periodic
-jobs are not run here; run the housekeeper separately.
+compares Ray Serve against, and a single-process deployment for small fleets. Its node agent
+serves every node and reconciles on a timer (a reset lost to an outage is still done); the
+periodic jobs are not run here: run the housekeeper separately.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,7 @@ from fastapi import FastAPI
 
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
+from scheduler.services.node_agent import InProcessDeviceLifecycle, reconcile_forever
 from serve.app import create_app
 
 
@@ -23,7 +26,11 @@ def create_standalone_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        assert isinstance(services.lifecycle, InProcessDeviceLifecycle)
+        every = services.settings.node_reconcile_seconds
+        reconciling = asyncio.create_task(reconcile_forever(services.lifecycle.agent, every))
         yield
+        reconciling.cancel()
         await services.close()
 
     app.router.lifespan_context = lifespan

@@ -262,6 +262,7 @@ def start_server(settings: Settings, port: int, crash_after: list[str]) -> Serve
         "PHONEFLEET_REDIS_URL": str(settings.redis_url),
         "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
         "PHONEFLEET_DEVICE_RESET_SECONDS": "0.05",
+        "PHONEFLEET_NODE_RECONCILE_SECONDS": "0.5",
         "PHONEFLEET_FAULT_EXIT_AFTER_COMMIT": json.dumps(crash_after),
     }
     process = subprocess.Popen(

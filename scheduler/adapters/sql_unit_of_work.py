@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
@@ -73,8 +74,8 @@ class Database:
             open=False,
             timeout=CHECKOUT_TIMEOUT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,
-            check=check_if_server_spoke,
         )
+        self._max_size = max_size
         self._opened = False
         self._lock: asyncio.Lock | None = None
 
@@ -89,9 +90,17 @@ class Database:
                 self._opened = True
 
     async def acquire(self) -> AsyncConnection[Row]:
+        """A pooled connection, checked: one the server closed (a restart) is dropped and the
+        next taken at once. (The pool's own ``check`` waits 1, 2, 4… s between two broken
+        connections, so a pool full of them would time requests out.)"""
         await self._ensure_open()
         with translate_db_errors():
-            return await self._pool.getconn()
+            for _ in range(self._max_size + 1):
+                connection = await self._pool.getconn()
+                if await still_connected(connection):
+                    return connection
+                await self._pool.putconn(connection)  # broken: the pool replaces it
+            raise psycopg.OperationalError("the server closed every pooled connection")
 
     async def release(self, connection: AsyncConnection[Row]) -> None:
         await self._pool.putconn(connection)
@@ -120,14 +129,18 @@ class Database:
         self._opened = False
 
 
-async def check_if_server_spoke(connection: AsyncConnection[Row]) -> None:
-    """The pool's check of a connection it hands out, so that one a server restart broke is
-    replaced before a request meets it. An idle connection's socket has nothing to read unless
-    the server closed it (or sent a notice): only then is the connection asked (a round trip,
-    ~70 µs, which checking every connection would add to every request)."""
+async def still_connected(connection: AsyncConnection[Row]) -> bool:
+    """Whether an idle pooled connection still works. Its socket has nothing to read unless
+    the server closed it (or sent a notice): only then is the server asked (a round trip,
+    ~70 µs, which asking every time would add to every request)."""
     readable, _, _ = select.select([connection.fileno()], [], [], 0)
-    if readable:
+    if not readable:
+        return True
+    try:
         await AsyncConnectionPool.check_connection(connection)
+    except psycopg.Error:
+        return False
+    return True
 
 
 async def roll_back(connection: AsyncConnection[Row], *, failing: bool) -> None:

@@ -106,19 +106,29 @@ class NodeAgent:
         return done
 
 
+async def reconcile_forever(agent: NodeAgent, every_seconds: float) -> None:
+    """``agent.reconcile()`` on a timer, outliving its failures (a database outage, say)."""
+    while True:
+        try:
+            await agent.reconcile()
+        except Exception:
+            logger.exception("node reconcile failed")
+        await asyncio.sleep(every_seconds)
+
+
 class InProcessDeviceLifecycle:
     """Runs node agents inside this process: for a single-process deployment and for tests of
     the HTTP app without Ray. Same agent code as the Ray node actors."""
 
     def __init__(self, agent: NodeAgent) -> None:
-        self._agent = agent
+        self.agent = agent
         self._tasks: set[asyncio.Task[int]] = set()
 
     async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
-        await self._agent.provision(node_id, device_ids)
+        await self.agent.provision(node_id, device_ids)
 
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
-        task = asyncio.get_running_loop().create_task(self._agent.reset(node_id, device_ids))
+        task = asyncio.get_running_loop().create_task(self.agent.reset(node_id, device_ids))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 

@@ -70,9 +70,10 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgr
 
 
 @pytest.fixture
-async def app_on_own_postgres(
+async def apps_on_own_postgres(
     own_postgres: OwnPostgres, settings: Settings
-) -> AsyncIterator[tuple[Server, str]]:
+) -> AsyncIterator[tuple[list[Server], str]]:
+    """Two app processes (one under load, one for probes) and an admin token."""
     own = settings.model_copy(update={"database_url": own_postgres.url})
     admin = "pf_restart_" + uuid.uuid4().hex
     services = build_services(own)
@@ -80,12 +81,13 @@ async def app_on_own_postgres(
         await ensure_admin_token(services.uow(), admin, now=services.clock())
     finally:
         await services.close()
-    server = start_server(own, free_port(), [])
+    servers = [start_server(own, free_port(), []) for _ in range(2)]
     try:
-        yield server, admin
+        yield servers, admin
     finally:
-        server.process.kill()
-        server.process.wait()
+        for server in servers:
+            server.process.kill()
+            server.process.wait()
 
 
 @dataclass
@@ -147,11 +149,14 @@ async def until_answered(
 
 
 async def test_postgres_restarted_under_load_fails_no_request_once_it_is_back(
-    own_postgres: OwnPostgres, app_on_own_postgres: tuple[Server, str]
+    own_postgres: OwnPostgres, apps_on_own_postgres: tuple[list[Server], str]
 ) -> None:
-    server, admin = app_on_own_postgres
+    (server, prober), admin = apps_on_own_postgres
     load = Load()
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=prober.url, timeout=30) as probe,
+    ):
         pool = await new_pool(client, admin, devices=CLIENTS)
         tenant = await new_tenant(client, admin)
         tokens = [
@@ -165,27 +170,33 @@ async def test_postgres_restarted_under_load_fails_no_request_once_it_is_back(
         load.go.clear()  # the clients pause: their pooled connections stay idle, then break
         while load.in_flight:
             await asyncio.sleep(0.01)
+        assert (await probe.get("/readyz")).status_code == 200
         restart = asyncio.create_task(asyncio.to_thread(own_postgres.restart_immediately))
         await asyncio.sleep(0.5)
-        load.phase = "outage"
+        load.phase = "outage"  # asked of the other process, not to touch this one's pool
         started = time.monotonic()
-        r = await client.post("/scheduler/devices/allocate", headers=auth(tokens[0]), json=body)
+        r = await probe.post("/scheduler/devices/allocate", headers=auth(tokens[0]), json=body)
         assert r.status_code == 503 and r.json()["code"] == "service_unavailable", r.text
         assert "Retry-After" in r.headers and time.monotonic() - started < DOWN_SECONDS
         await restart
 
-        load.phase = "after"  # it is back: from now on no request may fail
+        load.phase = "after"  # it is back: from now on no request may fail, though the pool
+        # still holds the connections of the clients, which the restart closed
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         load.go.set()
-        await asyncio.sleep(3.0)
+        deadline = time.monotonic() + 20
+        while (
+            load.statuses.get("after", Counter())[201] < 3 * CLIENTS and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.1)
         load.stop = True
         await clients
 
     before, after = load.statuses["before"], load.statuses["after"]
     answers = {200, 201, 409}  # 409: every device still being reset
     assert set(before) <= answers and set(after) <= answers, load.statuses
-    assert after[201] >= CLIENTS, "the clients went on after the restart"
+    assert after[201] >= 3 * CLIENTS, "the clients went on after the restart"
 
     with psycopg.connect(plain(own_postgres.url)) as conn:
         leases = conn.execute(
@@ -198,3 +209,12 @@ async def test_postgres_restarted_under_load_fails_no_request_once_it_is_back(
         "each key granted once, and no lease a client did not hear of"
     )
     assert {(status, records) for _, status, records in leases} == {("released", 1)}
+
+    def devices() -> set[str]:
+        with psycopg.connect(plain(own_postgres.url)) as conn:
+            return {row[0] for row in conn.execute("SELECT DISTINCT status FROM devices")}
+
+    deadline = time.monotonic() + 10  # a reset lost to the outage is redone by the reconcile
+    while devices() != {"available"} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert devices() == {"available"}
