@@ -11,6 +11,7 @@ from scheduler.services import tenancy
 from scheduler.services.commands import RevokeToken
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
+from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import (
     TenantIn,
     TenantOut,
@@ -24,7 +25,22 @@ from serve.schemas import (
 router = APIRouter(prefix="/scheduler/admin", tags=["admin"])
 
 
-@router.post("/tenants", status_code=201, response_model=TenantOut)
+TENANT = by_id("id", "tenant_id")
+
+
+@router.post(
+    "/tenants",
+    status_code=201,
+    response_model=TenantOut,
+    responses=answer_links(
+        201,
+        GetTenant=link_to("GET", "/scheduler/admin/tenants/{tenant_id}", parameters=TENANT),
+        UpdateTenant=link_to("PATCH", "/scheduler/admin/tenants/{tenant_id}", parameters=TENANT),
+        CreateToken=link_to(
+            "POST", "/scheduler/admin/tokens", body={"tenantId": "$response.body#/id"}
+        ),
+    ),
+)
 async def create_tenant(
     body: TenantIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:
@@ -58,7 +74,17 @@ async def update_tenant(
     return reply(handled, TenantOut.of(handled.result))
 
 
-@router.post("/tokens", status_code=201, response_model=TokenOut)
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenOut,
+    responses=answer_links(
+        201,
+        RevokeToken=link_to(
+            "DELETE", "/scheduler/admin/tokens/{token_id}", parameters=by_id("id", "token_id")
+        ),
+    ),
+)
 async def create_token(
     body: TokenIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:

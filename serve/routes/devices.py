@@ -14,6 +14,7 @@ from scheduler.services import fleet
 from scheduler.services.commands import Grant
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
+from serve.routes.links import answer_links, by_id, link_to
 from serve.routes.queue import FIRST_VIEW_SECONDS, entry_view
 from serve.schemas import (
     AllocateIn,
@@ -33,11 +34,30 @@ LabelFilter = Annotated[
 ]
 
 
+LEASE = by_id("allocationId", "allocation_id")
+
+
 @router.post(
     "/allocate",
     status_code=201,
     response_model=GrantOut,
-    responses={202: {"model": QueueEntryOut, "description": "queued (queueIfUnavailable)"}},
+    responses={
+        202: {"model": QueueEntryOut, "description": "queued (queueIfUnavailable)"},
+        **answer_links(
+            201,
+            GetAllocation=link_to(
+                "GET", "/scheduler/allocations/{allocation_id}", parameters=LEASE
+            ),
+            ExtendAllocation=link_to(
+                "PUT", "/scheduler/allocations/{allocation_id}/extend", parameters=LEASE
+            ),
+            ReleaseAllocation=link_to(
+                "POST",
+                "/scheduler/devices/release",
+                body={"allocationId": "$response.body#/allocationId"},
+            ),
+        ),
+    },
 )
 async def allocate(
     body: AllocateIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep

@@ -11,12 +11,27 @@ from scheduler.services import fleet
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
+from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
 
 router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 
 
-@router.post("", status_code=201, response_model=NodeOut)
+NODE = by_id("id", "node_id")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=NodeOut,
+    responses=answer_links(
+        201,
+        GetNode=link_to("GET", "/scheduler/nodes/{node_id}", parameters=NODE),
+        AddDevices=link_to("POST", "/scheduler/nodes/{node_id}/devices", parameters=NODE),
+        CordonNode=link_to("POST", "/scheduler/nodes/{node_id}/cordon", parameters=NODE),
+        UncordonNode=link_to("POST", "/scheduler/nodes/{node_id}/uncordon", parameters=NODE),
+    ),
+)
 async def register_node(
     body: NodeIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:

@@ -17,6 +17,7 @@ from scheduler.services.ports import VIEWS_UPDATED, entry_changed
 from scheduler.services.waiting import MAX_WAIT_SECONDS, read_until
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
+from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import (
     CancelIn,
     GrantedOut,
@@ -67,7 +68,20 @@ async def entry_view(
     )
 
 
-@router.post("/join", status_code=201, response_model=QueueEntryOut)
+ENTRY = by_id("id", "entry_id")
+
+
+@router.post(
+    "/join",
+    status_code=201,
+    response_model=QueueEntryOut,
+    responses=answer_links(
+        201,
+        GetEntry=link_to("GET", "/scheduler/queue/{entry_id}", parameters=ENTRY),
+        GetPosition=link_to("GET", "/scheduler/queue/{entry_id}/position", parameters=ENTRY),
+        CancelEntry=link_to("POST", "/scheduler/queue/{entry_id}/cancel", parameters=ENTRY),
+    ),
+)
 async def join_queue(
     body: QueueJoinIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:

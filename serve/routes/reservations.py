@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from scheduler.services import reservations
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
+from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import (
     CancelIn,
     ReservationIn,
@@ -26,7 +27,26 @@ router = APIRouter(prefix="/scheduler/reservations", tags=["reservations"])
 Status = Literal["pending", "active", "completed", "cancelled", "no_show", "failed"]
 
 
-@router.post("", status_code=201, response_model=ReservationOut)
+BOOKING = by_id("id", "reservation_id")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReservationOut,
+    responses=answer_links(
+        201,
+        GetReservation=link_to(
+            "GET", "/scheduler/reservations/{reservation_id}", parameters=BOOKING
+        ),
+        UpdateReservation=link_to(
+            "PUT", "/scheduler/reservations/{reservation_id}", parameters=BOOKING
+        ),
+        CancelReservation=link_to(
+            "POST", "/scheduler/reservations/{reservation_id}/cancel", parameters=BOOKING
+        ),
+    ),
+)
 async def create(
     body: ReservationIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
 ) -> Response:

@@ -14,7 +14,8 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from psycopg import sql
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
@@ -172,3 +173,54 @@ def test_every_operation_as_an_admin(case: Any, tokens: dict[str, str], fuzzed_a
 @FUZZ
 def test_every_operation_as_a_user(case: Any, tokens: dict[str, str], fuzzed_app: Server) -> None:
     call(case, fuzzed_app.url, tokens["user"])
+
+
+#: Scenarios (call sequences) per principal in the stateful run.
+SCENARIOS = int(os.environ.get("PHONEFLEET_FUZZ_SCENARIOS", "40"))
+
+
+@pytest.mark.parametrize("principal", ["admin", "user"])
+def test_linked_call_sequences(principal: str, tokens: dict[str, str], fuzzed_app: Server) -> None:
+    """Stateful: sequences that feed one answer's ids into the next call (the links schemathesis
+    infers: allocate → extend → release, join → position → cancel, book → update → cancel,
+    tenant → token → revoke…), with the same checks as above."""
+    token = tokens[principal]
+    scenarios = 0
+
+    class Sequences(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            nonlocal scenarios
+            scenarios += 1
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {
+                "base_url": fuzzed_app.url,
+                "headers": {"Authorization": f"Bearer {token}"},
+                "timeout": 30,
+            }
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(
+                response,
+                checks=[not_a_server_error, response_schema_conformance, problem_json_with_a_code],
+            )
+
+    for _ in range(20):
+        try:
+            Sequences.run(
+                settings=settings(
+                    max_examples=SCENARIOS - scenarios,
+                    stateful_step_count=8,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                    phases=[Phase.generate],  # a failure is reported as found, not shrunk
+                    database=None,
+                )
+            )
+            return
+        except FlakyStrategyDefinition:
+            # The server's state changed what a replayed sequence drew (a token revoked, a
+            # device taken): go on in a fresh session, as schemathesis' own runner does.
+            if scenarios >= SCENARIOS:
+                return
+    pytest.fail(f"only {scenarios} of {SCENARIOS} scenarios ran")
