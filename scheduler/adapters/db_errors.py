@@ -28,26 +28,47 @@ CONSTRAINT_DETAILS = {
 }
 
 
+#: SQLSTATE of ``phonefleet_refuse(reason)`` (migration 0013), and the errors its reasons are.
+REFUSED = "PF001"
+REFUSALS: dict[str, type[errors.SchedulerError]] = {
+    "taken": errors.ClaimContended,
+    "quota": errors.QuotaExceeded,
+}
+
+
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
-    """Raise the domain error a violated constraint stands for; infrastructure faults become
-    ``InfrastructureError``. Driver exceptions never leave the adapters."""
+    """Raise the domain error a violated constraint or a refusing statement stands for;
+    infrastructure faults become ``InfrastructureError``. Driver exceptions never leave the
+    adapters."""
     try:
         yield
-    except pg_errors.IntegrityError as exc:
+    except psycopg.Error as exc:
+        error = domain_error(exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def domain_error(exc: psycopg.Error) -> Exception:
+    """The domain error ``exc`` stands for, or ``exc`` itself (a fault of ours)."""
+    if exc.sqlstate == REFUSED:
+        return REFUSALS.get(exc.diag.message_primary or "", errors.ConcurrentUpdate)()
+    if isinstance(exc, pg_errors.IntegrityError):
         name = exc.diag.constraint_name or ""
         error = CONSTRAINT_ERRORS.get(name)
         if error is None:
-            raise
-        raise error(CONSTRAINT_DETAILS.get(name, f"{error.__doc__} ({name})")) from exc
-    except pg_errors.DataError as exc:
+            return exc
+        return error(CONSTRAINT_DETAILS.get(name, f"{error.__doc__} ({name})"))
+    if isinstance(exc, pg_errors.DataError):
         # A value the database cannot hold (out of range, NUL in text): the request's fault.
-        raise errors.InvalidRequest(f"a value is out of range: {exc.diag.message_primary}") from exc
-    except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
-        raise errors.ConcurrentUpdate() from exc
-    except (pg_errors.QueryCanceled, pg_errors.LockNotAvailable) as exc:
-        raise errors.InfrastructureError(
+        return errors.InvalidRequest(f"a value is out of range: {exc.diag.message_primary}")
+    if isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+        return errors.ConcurrentUpdate()
+    if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        return errors.InfrastructureError(
             "the database did not answer in time (a statement or lock timeout); retry"
-        ) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise errors.InfrastructureError("the database is unavailable") from exc
+        )
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return errors.InfrastructureError("the database is unavailable")
+    return exc

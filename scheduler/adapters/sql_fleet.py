@@ -19,7 +19,7 @@ from scheduler.adapters.sql_base import (
     encode_cursor,
     text,
 )
-from scheduler.adapters.sql_tenancy import LOCK_TENANT, tenant_from_row
+from scheduler.adapters.sql_tenancy import LOCK_TENANT, READ_TENANT, tenant_from_row
 from scheduler.domain.fleet import (
     ADB_BASE_PORT,
     Device,
@@ -30,8 +30,8 @@ from scheduler.domain.fleet import (
     NodeStatus,
 )
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
-from scheduler.domain.tenants import Tenant
 from scheduler.services.commands import Page
+from scheduler.services.ports import PlacementSnapshot
 
 DEVICE_COLUMNS = (
     "d.id, d.node_id, d.name, d.status, d.cpu_cores, d.memory_mb, d.storage_mb,"
@@ -176,15 +176,23 @@ class SqlDeviceRepository(SqlRepository):
         return [device_from_row(r) for r in rows]
 
     async def placement_snapshot(
-        self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
-    ) -> tuple[Tenant | None, CandidateDevices, str]:
-        """Lock the tenant's row and read the matching available devices and the placement
+        self,
+        tenant_id: uuid.UUID,
+        requirements: DeviceRequirements,
+        *,
+        lock_tenant: bool = True,
+        detailed: int = 0,
+    ) -> PlacementSnapshot:
+        """Read the tenant (its row locked to the end of the transaction unless
+        ``lock_tenant`` is false), the matching available devices and the placement
         strategy, in one round trip (the statements are pipelined; the device read starts
         once the lock is held)."""
         query, params = _candidate_query(requirements)
-        params["lease_end"] = lease_end
+        params["detailed"] = detailed
         with translate_db_errors():
-            tenant_cursor = await self._connection.execute(LOCK_TENANT, {"id": tenant_id})
+            tenant_cursor = await self._connection.execute(
+                LOCK_TENANT if lock_tenant else READ_TENANT, {"id": tenant_id}
+            )
             device_cursor = await self._connection.execute(query, params)
             strategy_cursor = await self._connection.execute(
                 "SELECT strategy FROM scheduler_config"
@@ -192,9 +200,12 @@ class SqlDeviceRepository(SqlRepository):
             tenant_row = await tenant_cursor.fetchone()
             rows = tolerated(await device_cursor.fetchall(), requirements)
             strategy_row = await strategy_cursor.fetchone()
-        strategy = str(strategy_row["strategy"]) if strategy_row else "binpack"
-        tenant = tenant_from_row(tenant_row) if tenant_row else None
-        return tenant, class_candidates(rows), strategy
+        return PlacementSnapshot(
+            tenant_from_row(tenant_row) if tenant_row else None,
+            class_candidates(rows),
+            str(strategy_row["strategy"]) if strategy_row else "binpack",
+            detailed_devices(rows) if detailed else {},
+        )
 
     async def matching_states(
         self, requirements: DeviceRequirements
@@ -229,6 +240,20 @@ class SqlDeviceRepository(SqlRepository):
             {"ids": list(device_ids), "source": source.value, "target": target.value, "now": now},
         )
         return [device_from_row(r) for r in rows]
+
+    async def send_transition(
+        self,
+        device_ids: Sequence[uuid.UUID],
+        source: DeviceStatus,
+        target: DeviceStatus,
+        now: datetime,
+    ) -> None:
+        """``transition`` with nobody reading which devices it moved."""
+        await self._send(
+            "UPDATE devices d SET status = %(target)s, status_changed_at = %(now)s"
+            " WHERE d.id = ANY(%(ids)s) AND d.status = %(source)s",
+            {"ids": list(device_ids), "source": source.value, "target": target.value, "now": now},
+        )
 
     async def list_available(
         self, labels: dict[str, str], limit: int, cursor: str | None
@@ -335,23 +360,61 @@ NOT_BOOKED_BEFORE_LEASE_END = (
 
 #: Devices per class offered to one claim: enough that concurrent requests rarely collide.
 CLASS_SAMPLE = 32
+#: The columns of a candidate class's first devices, as arrays (in ``Device`` order).
+DETAIL_ARRAYS = {
+    "name": "names",
+    "android_version": "android_versions",
+    "labels": "label_sets",
+    "adb_host": "adb_hosts",
+    "adb_port": "adb_ports",
+    "created_at": "created_ats",
+}
 
 
 def _candidate_query(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
     """The read of available devices on ready nodes that match ``requirements``, one row per
     class of devices alike for placement (same node and size), with a random sample of ids:
-    a fleet of thousands of identical phones is a handful of rows."""
+    a fleet of thousands of identical phones is a handful of rows. The first
+    ``%(detailed)s`` ids of each class come with the rest of their devices' columns."""
     clauses, params = matching_clauses(requirements)
-    taints = ", n.taints" if requirements.tolerations else ""
+    taints = ", taints" if requirements.tolerations else ""
+    detail = " ".join(
+        f"array_agg({column} ORDER BY pick) FILTER (WHERE pick <= %(detailed)s) AS {alias},"
+        for column, alias in DETAIL_ARRAYS.items()
+    )
     query = (
-        f"SELECT (array_agg(d.id ORDER BY random()))[1:{CLASS_SAMPLE}] AS ids,"
-        " count(*) AS free, d.cpu_cores, d.memory_mb, d.storage_mb, d.node_id, n.max_devices"
-        f"{taints} FROM devices d JOIN nodes n ON n.id = d.node_id"
+        f"SELECT (array_agg(id ORDER BY pick))[1:{CLASS_SAMPLE}] AS ids, {detail}"
+        f" count(*) AS free, cpu_cores, memory_mb, storage_mb, node_id, max_devices{taints}"
+        " FROM (SELECT d.*, n.max_devices, n.taints, row_number() OVER ("
+        "PARTITION BY d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb ORDER BY random())"
+        " AS pick FROM devices d JOIN nodes n ON n.id = d.node_id"
         " WHERE d.status = 'available' AND "
         + " AND ".join(clauses)
-        + f" GROUP BY d.node_id, n.max_devices, d.cpu_cores, d.memory_mb, d.storage_mb{taints}"
+        + f") c GROUP BY node_id, max_devices, cpu_cores, memory_mb, storage_mb{taints}"
     )
     return query, params
+
+
+def detailed_devices(rows: Sequence[Row]) -> dict[uuid.UUID, Device]:
+    """The available devices a candidate read gave every column of, by id."""
+    return {
+        device_id: Device(
+            id=device_id,
+            node_id=r["node_id"],
+            name=name,
+            status=DeviceStatus.AVAILABLE,
+            spec=DeviceSpec(Resources(r["cpu_cores"], r["memory_mb"], r["storage_mb"]), *spec),
+            adb_host=host,
+            adb_port=port,
+            created_at=created_at,
+        )
+        for r in rows
+        for device_id, name, *spec, host, port, created_at in zip(
+            r["ids"],
+            *(r[alias] or () for alias in DETAIL_ARRAYS.values()),
+            strict=False,
+        )
+    }
 
 
 def class_candidates(rows: Sequence[Row]) -> CandidateDevices:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from psycopg.types.json import Jsonb
@@ -25,6 +26,30 @@ class SqlOutboxRepository(SqlRepository):
                     "at": event.occurred_at,
                 },
             )
+
+    async def add_for_granted(
+        self, lease_id: uuid.UUID, events_by_device: Mapping[uuid.UUID, Sequence[DomainEvent]]
+    ) -> None:
+        """Add the events listed under the device the lease ``lease_id`` got (a grant this
+        transaction sent before); nothing if it got none."""
+        rows = [(d, record_of(e)) for d, events in events_by_device.items() for e in events]
+        await self._send(
+            "INSERT INTO outbox_events (event_id, type, aggregate_id, payload, occurred_at)"
+            " SELECT e.id, e.type, e.aggregate_id, e.payload, e.at FROM unnest(%(devices)s::uuid[],"
+            " %(ids)s::uuid[], %(types)s::text[], %(aggregates)s::text[], %(payloads)s::jsonb[],"
+            " %(ats)s::timestamptz[]) WITH ORDINALITY AS e(device_id, id, type, aggregate_id,"
+            " payload, at, pos) JOIN allocations a ON a.device_id = e.device_id"
+            " WHERE a.id = %(lease)s ORDER BY e.pos",
+            {
+                "lease": lease_id,
+                "devices": [d for d, _ in rows],
+                "ids": [r.id for _, r in rows],
+                "types": [r.type for _, r in rows],
+                "aggregates": [r.aggregate_id for _, r in rows],
+                "payloads": [Jsonb(r.payload) for _, r in rows],
+                "ats": [r.occurred_at for _, r in rows],
+            },
+        )
 
     async def claim_unrelayed(
         self, limit: int, now: datetime, takeover: timedelta

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.adapters.sql_base import (
     Row,
     SqlRepository,
@@ -37,7 +38,7 @@ EXPIRING_SOON = timedelta(minutes=10)
 #: wins), then long ones under contention.
 CLAIM_BATCHES = (8, 256)
 
-GRANT = f"""
+GRANT_STEPS = f"""
 WITH claimed AS (
     UPDATE devices d SET status = 'allocated', status_changed_at = %(at)s
     WHERE d.id = (
@@ -69,9 +70,15 @@ WITH claimed AS (
         c.cpu_cores, c.memory_mb, c.storage_mb
     FROM claimed c, charged
     RETURNING id
+)"""
+GRANT = GRANT_STEPS + " SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d"
+#: The grant sent with its transaction's COMMIT: it refuses (aborting the transaction) unless
+#: it leased one of the devices, so the commit never keeps half of it.
+GRANT_OR_REFUSE = (
+    GRANT_STEPS + " SELECT c.id, CASE WHEN c.id IS NULL THEN phonefleet_refuse(CASE WHEN EXISTS"
+    " (SELECT 1 FROM claimed) THEN 'quota' ELSE 'taken' END) END AS refused"
+    " FROM (SELECT 1) one LEFT JOIN (SELECT claimed.id FROM claimed, granted) c ON TRUE"
 )
-SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d
-"""
 
 
 def allocation_from_row(row: Row) -> Allocation:
@@ -130,6 +137,35 @@ class SqlAllocationRepository(SqlRepository):
                 return device_from_row(row), bool(row["granted"])
         raise AssertionError("unreachable")
 
+    async def grant_at_commit(
+        self, lease: PendingLease, device_ids: Sequence[uuid.UUID]
+    ) -> Callable[[], Awaitable[uuid.UUID]]:
+        """Send (not read) the grant of the first still-available device of ``device_ids``:
+        the transaction's ``COMMIT`` goes with it. The call returned reads, once committed,
+        which device the lease got. A grant that leased none makes the commit fail with
+        ``ClaimContended`` (every device was taken) or ``QuotaExceeded``."""
+        with translate_db_errors():
+            cursor = await self._connection.execute(
+                GRANT_OR_REFUSE,
+                {
+                    "ids": list(device_ids),
+                    "id": lease.id,
+                    "tenant_id": lease.tenant_id,
+                    "user_id": lease.user_id,
+                    "at": lease.allocated_at,
+                    "expires_at": lease.expires_at,
+                    "lease_end": lease.expires_at,
+                },
+            )
+
+        async def granted_device() -> uuid.UUID:
+            with translate_db_errors():
+                row = await cursor.fetchone()
+            assert row is not None and row["id"] is not None, "a refused grant cannot commit"
+            return uuid.UUID(str(row["id"]))
+
+        return granted_device
+
     async def get(
         self, allocation_id: uuid.UUID, scope: Scope, *, lock: bool = False
     ) -> Allocation | None:
@@ -141,6 +177,30 @@ class SqlAllocationRepository(SqlRepository):
             params,
         )
         return allocation_from_row(row) if row else None
+
+    async def lock_with_node(
+        self,
+        scope: Scope,
+        *,
+        allocation_id: uuid.UUID | None = None,
+        device_id: uuid.UUID | None = None,
+    ) -> tuple[Allocation, uuid.UUID] | None:
+        """The lease with ``allocation_id`` (or the active one on ``device_id``), held, and
+        the node of its device: one read."""
+        params: dict[str, Any] = {"id": allocation_id, "device_id": device_id}
+        where = (
+            "id = %(id)s"
+            if allocation_id is not None
+            else ("device_id = %(device_id)s AND status = 'active'")
+        )
+        row = await self._row(
+            "SELECT a.*, (SELECT d.node_id FROM devices d WHERE d.id = a.device_id) AS node_id"
+            f" FROM (SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE {where} AND "
+            + scope_sql(scope, params)
+            + " FOR UPDATE) a",
+            params,
+        )
+        return (allocation_from_row(row), row["node_id"]) if row else None
 
     async def active_for_device(
         self, device_id: uuid.UUID, scope: Scope, *, lock: bool = False

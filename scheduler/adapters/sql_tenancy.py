@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.adapters.sql_base import Row, SqlRepository
 from scheduler.domain.identity import Credential, Principal, Role, TokenInfo
 from scheduler.domain.rate_limits import RateLimit
@@ -19,8 +20,27 @@ from scheduler.services.ports import StoredOutcome
 #: ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it does not conflict with the key-share locks
 #: that foreign-key checks take (a release inserting its usage record), so an allocate that
 #: holds the tenant never waits on a release, and the two cannot deadlock.
-LOCK_TENANT = "SELECT * FROM tenants WHERE id = %(id)s FOR NO KEY UPDATE"
+READ_TENANT = "SELECT * FROM tenants WHERE id = %(id)s"
+LOCK_TENANT = READ_TENANT + " FOR NO KEY UPDATE"
 KEY_WHERE = "tenant_id = %(tenant_id)s AND principal_user_id = %(user_id)s AND key = %(key)s"
+CLAIM_KEY = (
+    "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation, request_hash,"
+    " created_at) VALUES (%(tenant_id)s, %(user_id)s, %(key)s, %(operation)s, %(hash)s,"
+    " %(now)s) ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key"
+)
+
+
+def _key_params(
+    principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "key": key,
+        "operation": operation,
+        "hash": request_hash,
+        "now": now,
+    }
 
 
 def tenant_from_row(row: Row) -> Tenant:
@@ -225,28 +245,35 @@ class SqlTokenRepository(SqlRepository):
 
 
 class SqlIdempotencyRepository(SqlRepository):
+    async def claim_sent(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> Callable[[], Awaitable[bool]]:
+        """Send the key's claim without waiting: it goes with the transaction's next read.
+        The call returned says whether this transaction claimed the key (else a first
+        request holds it, and its outcome was committed: the claim waited for it)."""
+        with translate_db_errors():
+            cursor = await self._connection.execute(
+                CLAIM_KEY, _key_params(principal, key, operation, request_hash, now)
+            )
+
+        answers: list[bool] = []
+
+        async def claimed() -> bool:
+            if not answers:
+                with translate_db_errors():
+                    answers.append(await cursor.fetchone() is not None)
+            return answers[0]
+
+        return claimed
+
     async def claim(
         self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
     ) -> StoredOutcome | None:
         """Insert the key in this transaction; ``None`` when this call claimed it. A first
         request whose claim is not committed yet makes this wait for its end: its committed
         outcome comes back, or, when it rolled back, this call claims the key."""
-        params = {
-            "tenant_id": principal.tenant_id,
-            "user_id": principal.user_id,
-            "key": key,
-            "operation": operation,
-            "hash": request_hash,
-            "now": now,
-        }
-        claimed = await self._row(
-            "INSERT INTO idempotency_keys (tenant_id, principal_user_id, key, operation,"
-            " request_hash, created_at) VALUES (%(tenant_id)s, %(user_id)s, %(key)s,"
-            " %(operation)s, %(hash)s, %(now)s)"
-            " ON CONFLICT ON CONSTRAINT idempotency_keys_once_v1 DO NOTHING RETURNING key",
-            params,
-        )
-        if claimed is not None:
+        params = _key_params(principal, key, operation, request_hash, now)
+        if await self._row(CLAIM_KEY, params) is not None:
             return None
         row = await self._row(
             f"SELECT operation, request_hash, outcome FROM idempotency_keys WHERE {KEY_WHERE}",
@@ -264,6 +291,30 @@ class SqlIdempotencyRepository(SqlRepository):
                 "user_id": principal.user_id,
                 "key": key,
                 "outcome": Jsonb(outcome),
+            },
+        )
+
+    async def store_for_granted(
+        self,
+        principal: Principal,
+        key: str,
+        lease_id: uuid.UUID,
+        outcomes_by_device: Mapping[uuid.UUID, dict[str, Any]],
+    ) -> None:
+        """Store the outcome listed under the device the lease ``lease_id`` got (a grant this
+        transaction sent before)."""
+        await self._send(
+            "UPDATE idempotency_keys k SET outcome = o.outcome FROM unnest(%(devices)s::uuid[],"
+            " %(outcomes)s::jsonb[]) AS o(device_id, outcome) JOIN allocations a"
+            " ON a.device_id = o.device_id AND a.id = %(lease)s WHERE k.tenant_id = %(tenant_id)s"
+            " AND k.principal_user_id = %(user_id)s AND k.key = %(key)s",
+            {
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "key": key,
+                "lease": lease_id,
+                "devices": list(outcomes_by_device),
+                "outcomes": [Jsonb(o) for o in outcomes_by_device.values()],
             },
         )
 

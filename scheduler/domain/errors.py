@@ -144,6 +144,12 @@ class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
 
 
+class ClaimContended(ConcurrentUpdate):
+    """Every device a grant was sent for was taken by concurrent requests meanwhile."""
+
+    code = "claim_contended"
+
+
 class AlreadyExists(Conflict):
     """A resource with that name already exists."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from scheduler.domain.allocations import Allocation, AllocationStatus, lease_window
 from scheduler.domain.errors import AllocationNotFound, NoCapacity
 from scheduler.domain.identity import Principal, acting_user, require_admin, scope_of
-from scheduler.services.command_path import Unit
+from scheduler.services.command_path import GrantAtCommit, Unit
 from scheduler.services.commands import (
     AllocateDevice,
     AllocationFilter,
@@ -25,13 +25,20 @@ from scheduler.services.commands import (
     Release,
     ReleaseAllocation,
 )
-from scheduler.services.leases import end_due_allocations, end_lease, place_lease
+from scheduler.services.leases import (
+    end_due_allocations,
+    end_lease,
+    place_lease,
+    place_lease_at_commit,
+)
 from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 from scheduler.services.queue import JoinQueue, Queued, enqueue
 
 
-async def allocate_device(command: AllocateDevice, unit: Unit) -> Grant | Queued:
+async def allocate_device(
+    command: AllocateDevice, unit: Unit
+) -> Grant | GrantAtCommit[Grant] | Queued:
     """Lease the best-fitting available device, charging the tenant's quota; with
     ``queue_if_unavailable``, join the queue when none is free.
 
@@ -46,6 +53,8 @@ async def allocate_device(command: AllocateDevice, unit: Unit) -> Grant | Queued
     allocated_at, expires_at = lease_window(unit.now, command.duration_minutes)
     lease = PendingLease(uuid.uuid4(), unit.principal.tenant_id, user_id, allocated_at, expires_at)
     try:
+        if unit.grant_at_commit:
+            return await place_lease_at_commit(unit, lease, command.requirements)
         return await place_lease(unit, lease, command.requirements)
     except NoCapacity:
         await check_satisfiable(unit.uow, command.requirements)  # "never", not "not now"
@@ -63,17 +72,13 @@ async def release_allocation(command: ReleaseAllocation, unit: Unit) -> Release:
     Raises:
         AllocationNotFound: no active lease visible to the caller matches.
     """
-    scope = scope_of(unit.principal)
-    if command.allocation_id is not None:
-        allocation = await unit.uow.allocations.get(command.allocation_id, scope, lock=True)
-    else:
-        assert command.device_id is not None
-        allocation = await unit.uow.allocations.active_for_device(
-            command.device_id, scope, lock=True
-        )
-    if allocation is None or allocation.status is not AllocationStatus.ACTIVE:
+    held = await unit.uow.allocations.lock_with_node(
+        scope_of(unit.principal), allocation_id=command.allocation_id, device_id=command.device_id
+    )
+    if held is None or held[0].status is not AllocationStatus.ACTIVE:
         raise AllocationNotFound("no active allocation visible to the caller matches")
-    return await end_lease(unit, allocation, AllocationStatus.RELEASED, "released")
+    allocation, node_id = held
+    return await end_lease(unit, allocation, AllocationStatus.RELEASED, "released", node_id)
 
 
 async def expire_due_allocations(command: ExpireDueAllocations, unit: Unit) -> Count:

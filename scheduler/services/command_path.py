@@ -20,13 +20,14 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, get_origin
 
 from scheduler.domain import codec
 from scheduler.domain.errors import (
+    ClaimContended,
     ConcurrentUpdate,
     IdempotencyKeyReused,
     InfrastructureError,
@@ -125,6 +126,9 @@ class Unit:
     now: datetime
     settings: CommandConfig | None = None
     dispatcher: QueueDispatcher | None = None
+    #: Whether a grant may go with the commit (``GrantAtCommit``): the command path's first
+    #: try; a try after it lost its race, and the scheduler's own work, read their grants.
+    grant_at_commit: bool = False
     events: list[DomainEvent] = field(default_factory=list)
     effects: Effects = field(default_factory=Effects)
 
@@ -167,15 +171,32 @@ async def run_unit(
     return result
 
 
+@dataclass(frozen=True)
+class GrantAtCommit(Generic[R]):
+    """A handler's result that its commit decides: the grant of lease ``lease_id`` was sent
+    with the ``COMMIT`` (one round trip), not read before it. ``options`` holds, by each
+    device the lease may get, the result and events that go with it; ``granted_device``
+    reads, once committed, which one it got."""
+
+    lease_id: uuid.UUID
+    options: Mapping[uuid.UUID, tuple[R, Sequence[DomainEvent]]]
+    granted_device: Callable[[], Awaitable[uuid.UUID]]
+
+
 Handler = Callable[[Any, Unit], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class Route(Generic[C, R]):
-    """A command's handler and the result types its outcome may hold (for replays)."""
+    """A command's handler and the result types its outcome may hold (for replays).
+
+    A handler works in the database only, so its key's claim goes with its first read and a
+    replay is told after it ran (rolled back); one that ``acts_outside`` (calls an actor)
+    waits for the claim before it runs."""
 
     handler: Callable[[C, Unit], Awaitable[R]]
     results: tuple[type, ...]
+    acts_outside: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,35 +262,82 @@ class CommandPath:
         return await asyncio.shield(task)
 
     async def _handle(self, command: object, principal: Principal, key: str | None) -> Handled[Any]:
+        try:
+            return await self._try(command, principal, key, grant_at_commit=True)
+        except ClaimContended:
+            # Every device its grant was sent for went to others: read the grant this time.
+            return await self._try(command, principal, key, grant_at_commit=False)
+
+    async def _try(
+        self, command: object, principal: Principal, key: str | None, *, grant_at_commit: bool
+    ) -> Handled[Any]:
         route = self._routes[type(command)]
         operation = type(command).__name__
         digest = fingerprint(command) if key is not None else ""
         now = self._clock()
         uow = self._uow_factory()
-        unit = Unit(uow, principal, now, self._config, self._queue)
+        unit = Unit(uow, principal, now, self._config, self._queue, grant_at_commit)
         first: StoredOutcome | None = None
+        replayed = False
         try:
             async with uow:
-                if key is not None:
-                    first = await uow.idempotency.claim(principal, key, operation, digest, now)
-                if first is None:
+                claimed = (
+                    await uow.idempotency.claim_sent(principal, key, operation, digest, now)
+                    if key is not None
+                    else None
+                )
+                if claimed is not None and route.acts_outside and not await claimed():
+                    replayed = True
+                else:
                     result = await route.handler(command, unit)
-                    if key is not None:
-                        await uow.idempotency.store(principal, key, _result_record(result))
-                    await uow.outbox.add(unit.events)
-                    await uow.commit()
+                    if claimed is not None and not await claimed():
+                        replayed = True  # a first request's outcome is kept: roll back
+                    else:
+                        result = await self._commit(unit, principal, key, result)
         except SchedulerError as refusal:
-            if key is None or first is not None or isinstance(refusal, TRANSIENT):
+            if key is None or isinstance(refusal, TRANSIENT):
                 raise
             first = await self._keep_refusal(principal, key, operation, digest, refusal, now)
             if first is None:
                 raise
+        if replayed:
+            first = await self._kept_outcome(principal, key, operation, digest, now)
         if first is not None:
             return Handled(self._replay(route, first, operation, digest), True)
         if self._after_commit is not None:
             self._after_commit(command)
         await apply_effects(unit.effects, self._lifecycle, self._queue)
         return Handled(result)
+
+    @staticmethod
+    async def _commit(unit: Unit, principal: Principal, key: str | None, result: Any) -> Any:
+        """Store the outcome on the key and the events in the outbox, and commit; the result
+        (the one the commit decided, for a ``GrantAtCommit``)."""
+        uow = unit.uow
+        if isinstance(result, GrantAtCommit):
+            events = {device: events for device, (_, events) in result.options.items()}
+            await uow.outbox.add_for_granted(result.lease_id, events)
+            if key is not None:
+                outcomes = {device: _result_record(r) for device, (r, _) in result.options.items()}
+                await uow.idempotency.store_for_granted(principal, key, result.lease_id, outcomes)
+        elif key is not None:
+            await uow.idempotency.store(principal, key, _result_record(result))
+        await uow.outbox.add(unit.events)
+        await uow.commit()
+        if isinstance(result, GrantAtCommit):
+            return result.options[await result.granted_device()][0]
+        return result
+
+    async def _kept_outcome(
+        self, principal: Principal, key: str | None, operation: str, digest: str, now: datetime
+    ) -> StoredOutcome:
+        """What the first request with ``key`` left (committed: the claim waited for it)."""
+        assert key is not None
+        async with self._uow_factory() as uow:
+            first = await uow.idempotency.claim(principal, key, operation, digest, now)
+        if first is None:  # the key was pruned meanwhile: nothing is kept, run it afresh
+            raise ConcurrentUpdate("the idempotency key was pruned meanwhile; retry")
+        return first
 
     async def _keep_refusal(
         self,

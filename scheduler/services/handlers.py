@@ -53,7 +53,7 @@ ROUTES: dict[type, Route[Any, Any]] = {
     batch.ExtendBatch: Route(batch.extend_batch, (batch.BatchOutcomes[Extended],)),
     queue.JoinQueue: Route(queue.join_queue, (queue.Queued,)),
     queue.CancelQueueEntry: Route(queue.cancel_entry, (QueueEntry,)),
-    queue.DrainQueue: Route(queue.drain_now, (Count,)),
+    queue.DrainQueue: Route(queue.drain_now, (Count,), acts_outside=True),
     reservations.Reserve: Route(reservations.create_reservation, (Reservation,)),
     reservations.UpdateReservation: Route(reservations.update_reservation, (Reservation,)),
     reservations.CancelReservation: Route(reservations.cancel_reservation, (Reservation,)),

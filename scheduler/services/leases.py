@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from placement.greedy import rank_best_fit
 from placement.model import as_vector
 from scheduler.domain import events
 from scheduler.domain.allocations import Allocation, AllocationStatus, end_time, usage_record_for
 from scheduler.domain.errors import NoCapacity, QuotaExceeded
-from scheduler.domain.fleet import DeviceStatus
+from scheduler.domain.fleet import Device, DeviceStatus
 from scheduler.domain.resources import DeviceRequirements
-from scheduler.services.command_path import Unit
+from scheduler.services.command_path import GrantAtCommit, Unit
 from scheduler.services.commands import Grant, PendingLease, Release
+from scheduler.services.ports import PlacementSnapshot
 
 #: Fresh looks at the fleet one placement takes when concurrent requests took its picks.
 CLAIM_ATTEMPTS = 3
+#: Devices a grant sent with the commit may take (the best fits): each is read whole and its
+#: outcome written out in advance, so a few, enough that concurrent requests rarely take all.
+AT_COMMIT_CHOICES = 4
 
 
 async def place_lease(
@@ -40,24 +45,8 @@ async def place_lease(
     """
     uow = unit.uow
     for _ in range(CLAIM_ATTEMPTS):
-        tenant, candidates, strategy = await uow.devices.placement_snapshot(
-            lease.tenant_id, requirements, lease.expires_at
-        )
-        if tenant is None or tenant.devices_left < 1:
-            raise QuotaExceeded("the tenant's device quota is used up")
-        ranked = rank_best_fit(
-            candidates, as_vector(requirements.minimum), as_vector(tenant.headroom), strategy
-        )
-        if len(candidates) and not len(ranked):
-            raise QuotaExceeded(
-                f"no matching device fits the tenant's remaining quota {tenant.headroom}"
-            )
-        ids = [*preferred] + [
-            device_id
-            for row in ranked
-            for device_id in candidates.ids[row]  # type: ignore[attr-defined]
-            if device_id not in preferred
-        ]
+        snapshot = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
+        ids = ranked_device_ids(snapshot, requirements, preferred)
         claimed = await uow.allocations.grant(lease, ids) if ids else None
         if claimed is not None or not ids:
             break
@@ -67,28 +56,95 @@ async def place_lease(
     device, charged = claimed
     if not charged:
         raise QuotaExceeded(f"the tenant's quota does not admit a device of {device.spec}")
-    grant = Grant(lease.on(device), device)
-    allocation = grant.allocation
-    unit.emit(
-        events.AllocationGranted(
-            occurred_at=allocation.allocated_at,
-            allocation_id=allocation.id,
-            device_id=device.id,
-            node_id=device.node_id,
-            tenant_id=allocation.tenant_id,
-            user_id=allocation.user_id,
-            expires_at=allocation.expires_at,
-        )
-    )
+    grant, event = granted(lease, device)
+    unit.emit(event)
     return grant
 
 
+async def place_lease_at_commit(
+    unit: Unit, lease: PendingLease, requirements: DeviceRequirements
+) -> GrantAtCommit[Grant]:
+    """``place_lease`` in the round trip of the commit: read the tenant (not locked) and the
+    candidates, then send the grant of the best few devices (read whole) with the commit;
+    the tenant row is held only inside that last round trip. The commit fails with
+    ``ClaimContended`` if others took all of them, or ``QuotaExceeded``.
+
+    Raises:
+        NoCapacity: no available device matches.
+        QuotaExceeded: the tenant's quota does not admit any matching device.
+    """
+    snapshot = await unit.uow.devices.placement_snapshot(
+        lease.tenant_id, requirements, lock_tenant=False, detailed=AT_COMMIT_CHOICES
+    )
+    ids = ranked_device_ids(snapshot, requirements)
+    devices = [snapshot.devices[i] for i in ids[:AT_COMMIT_CHOICES] if i in snapshot.devices]
+    if not devices:
+        raise NoCapacity(f"no available device matches: {requirements.describe()}")
+    granted_device = await unit.uow.allocations.grant_at_commit(lease, [d.id for d in devices])
+    options = {}
+    for device in devices:
+        grant, event = granted(lease, replace(device, status=DeviceStatus.ALLOCATED))
+        options[device.id] = (grant, (event,))
+    return GrantAtCommit(lease.id, options, granted_device)
+
+
+def ranked_device_ids(
+    snapshot: PlacementSnapshot,
+    requirements: DeviceRequirements,
+    preferred: Sequence[uuid.UUID] = (),
+) -> list[uuid.UUID]:
+    """The ids of the snapshot's candidates the tenant's quota admits, ``preferred`` first,
+    then best fit first.
+
+    Raises:
+        QuotaExceeded: the quota admits none of them.
+    """
+    tenant, candidates = snapshot.tenant, snapshot.candidates
+    if tenant is None or tenant.devices_left < 1:
+        raise QuotaExceeded("the tenant's device quota is used up")
+    ranked = rank_best_fit(
+        candidates,
+        as_vector(requirements.minimum),
+        as_vector(tenant.headroom),
+        snapshot.strategy,
+    )
+    if len(candidates) and not len(ranked):
+        raise QuotaExceeded(
+            f"no matching device fits the tenant's remaining quota {tenant.headroom}"
+        )
+    return [*preferred] + [
+        device_id
+        for row in ranked
+        for device_id in candidates.ids[row]  # type: ignore[attr-defined]
+        if device_id not in preferred
+    ]
+
+
+def granted(lease: PendingLease, device: Device) -> tuple[Grant, events.AllocationGranted]:
+    """The grant of ``lease`` on (the claimed) ``device`` and its event."""
+    allocation = lease.on(device)
+    return Grant(allocation, device), events.AllocationGranted(
+        occurred_at=allocation.allocated_at,
+        allocation_id=allocation.id,
+        device_id=device.id,
+        node_id=device.node_id,
+        tenant_id=allocation.tenant_id,
+        user_id=allocation.user_id,
+        expires_at=allocation.expires_at,
+    )
+
+
 async def end_lease(
-    unit: Unit, allocation: Allocation, status: AllocationStatus, reason: str
+    unit: Unit,
+    allocation: Allocation,
+    status: AllocationStatus,
+    reason: str,
+    node_id: uuid.UUID | None = None,
 ) -> Release:
     """End one lease, whose row the unit's transaction holds: usage record, quota refund,
     events, and the device's reset and a queue wake once committed. The usage record's
-    unique allocation id backs the row lock up."""
+    unique allocation id backs the row lock up. Given the device's ``node_id`` (read with
+    the lease), it reads nothing: every statement goes with the commit."""
     uow, now = unit.uow, unit.now
     ended_at = end_time(allocation, status, now)
     await uow.allocations.end(allocation.id, status, ended_at, reason)
@@ -98,10 +154,12 @@ async def end_lease(
     await uow.usage.add(record, now)
     await uow.tenants.refund(allocation.tenant_id, allocation.resources)
     await uow.reservations.complete_for(allocation.id, now)
-    (device,) = await uow.devices.transition(
-        [allocation.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
-    ) or (None,)
-    node_id = device.node_id if device else uuid.UUID(int=0)
+    moved = [allocation.device_id], DeviceStatus.ALLOCATED, DeviceStatus.RESETTING, now
+    if node_id is None:
+        (device,) = await uow.devices.transition(*moved) or (None,)
+        node_id = device.node_id if device else None
+    else:
+        await uow.devices.send_transition(*moved)  # the node resets it only if it moved
     unit.emit(
         events.ENDED_EVENT[status.value](
             occurred_at=now,
@@ -114,12 +172,20 @@ async def end_lease(
             duration_seconds=record.duration_seconds,
             usage_record_id=record.id,
         ),
-        events.DeviceResetStarted(occurred_at=now, device_id=allocation.device_id, node_id=node_id),
+        events.DeviceResetStarted(
+            occurred_at=now, device_id=allocation.device_id, node_id=node_id or uuid.UUID(int=0)
+        ),
     )
-    if device is not None:
-        unit.effects.reset(device.node_id, device.id)
+    if node_id is not None:
+        unit.effects.reset(node_id, allocation.device_id)
     unit.effects.wake(tenant=allocation.tenant_id)  # its freed quota may admit its waiters
-    return Release(allocation.id, allocation.device_id, node_id, record.duration_seconds, record.id)
+    return Release(
+        allocation.id,
+        allocation.device_id,
+        node_id or uuid.UUID(int=0),
+        record.duration_seconds,
+        record.id,
+    )
 
 
 async def end_due_allocations(unit: Unit, *, limit: int = 500) -> list[Release]:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from scheduler.domain.fleet import DeviceStatus
@@ -21,10 +22,32 @@ from scheduler.services.ports import DeviceDriver, QueueDispatcher, UnitOfWorkFa
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class _Waiter:
+    """One ``provision``/``reset`` call waiting on a batch: its devices and its answer."""
+
+    device_ids: frozenset[uuid.UUID]
+    done: asyncio.Future[int]
+
+
+@dataclass
+class _Lane:
+    """One node's work of one kind (provisioning or resets): the calls waiting for the next
+    batch, and the task running batches while there are any."""
+
+    waiting: list[_Waiter] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
 class NodeAgent:
     """Drives the devices of some nodes through a ``DeviceDriver``; never decides who gets a
     device (the allocation path never waits on it). Devices that became available wake the
-    ``queue``: new ones for anyone, reset ones for the waiters that could take them."""
+    ``queue``: new ones for anyone, reset ones for the waiters that could take them.
+
+    Work is batched per node and kind: a call finding its node idle starts a batch at once;
+    calls arriving while a batch runs wait and go together as the next one. A batch costs one
+    read, one driver call, one mark-ready transaction and one queue wake, however many calls
+    and devices it holds."""
 
     def __init__(
         self,
@@ -40,7 +63,11 @@ class NodeAgent:
         self._queue = queue
         self._serves = serves
         self._node_ids: set[uuid.UUID] = set()
+        # Devices a running batch read in ``source`` status and is driving now: a call asking
+        # for one of them again leaves it out (it is not driven twice). Asked for before that
+        # read, a device joins the next batch too, whose own read then finds it available.
         self._in_flight: set[uuid.UUID] = set()
+        self._lanes: dict[tuple[uuid.UUID, DeviceStatus], _Lane] = {}
 
     @property
     def node_ids(self) -> list[uuid.UUID]:
@@ -49,16 +76,69 @@ class NodeAgent:
     def adopt(self, node_id: uuid.UUID) -> None:
         self._node_ids.add(node_id)
 
-    async def _drive(self, device_ids: Sequence[uuid.UUID], source: DeviceStatus) -> int:
-        ids = [d for d in device_ids if d not in self._in_flight]
+    async def _drive(
+        self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID], source: DeviceStatus
+    ) -> int:
+        """Queue ``device_ids`` for the next batch of ``node_id``'s ``source`` work (starting
+        it now if none runs) and say how many of them that batch made available."""
+        ids = frozenset(device_ids) - self._in_flight
         if not ids:
             return 0
-        self._in_flight.update(ids)
+        key = (node_id, source)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        waiter = _Waiter(ids, asyncio.get_running_loop().create_future())
+        lane.waiting.append(waiter)
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._run_lane(key, lane))
+        return await waiter.done
+
+    async def _run_lane(self, key: tuple[uuid.UUID, DeviceStatus], lane: _Lane) -> None:
         try:
-            async with self._uow_factory() as uow:
-                devices = [d for d in await uow.devices.get_many(ids) if d.status is source]
-            if not devices:
-                return 0
+            while lane.waiting:
+                batch, lane.waiting = lane.waiting, []
+                await self._run_batch(key[1], batch)
+        finally:
+            for waiter in lane.waiting:  # only left when this task was cancelled
+                waiter.done.cancel()
+            lane.waiting = []
+            lane.task = None
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+
+    async def _run_batch(self, source: DeviceStatus, batch: list[_Waiter]) -> None:
+        """Run one batch and answer its callers; a failure fails them all (the devices stay
+        in ``source`` status for the reconcile to retry)."""
+        ids = list(dict.fromkeys(d for waiter in batch for d in waiter.device_ids))
+        try:
+            ready = await self._ready_devices(ids, source)
+        except asyncio.CancelledError:
+            for waiter in batch:
+                waiter.done.cancel()
+            raise
+        except Exception as exc:
+            for waiter in batch:
+                if not waiter.done.done():
+                    waiter.done.set_exception(exc)
+            return
+        for waiter in batch:
+            if not waiter.done.done():  # a caller cancelled meanwhile
+                waiter.done.set_result(len(waiter.device_ids & ready))
+
+    async def _ready_devices(
+        self, device_ids: list[uuid.UUID], source: DeviceStatus
+    ) -> set[uuid.UUID]:
+        """Drive those of ``device_ids`` still in ``source`` status (a stale message must
+        never touch a device since reset and leased again) and make them available."""
+        async with self._uow_factory() as uow:
+            devices = [d for d in await uow.devices.get_many(device_ids) if d.status is source]
+        devices = [d for d in devices if d.id not in self._in_flight]
+        if not devices:
+            return set()
+        driving = {d.id for d in devices}
+        self._in_flight.update(driving)
+        try:
             if source is DeviceStatus.PROVISIONING:
                 await self._driver.provision(devices)
             else:
@@ -66,20 +146,23 @@ class NodeAgent:
             ready = await mark_devices_ready(
                 self._uow_factory(), [d.id for d in devices], source, now=self._clock()
             )
-            if ready:
-                provisioned = source is DeviceStatus.PROVISIONING
-                self._queue.wake(devices=() if provisioned else [d.id for d in ready])
-            return len(ready)
         finally:
-            self._in_flight.difference_update(ids)
+            self._in_flight.difference_update(driving)
+        if ready:
+            provisioned = source is DeviceStatus.PROVISIONING
+            self._queue.wake(devices=() if provisioned else [d.id for d in ready])
+        return {d.id for d in ready}
 
     async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> int:
+        """Provision these devices of ``node_id``; how many of them this made available."""
         self.adopt(node_id)
-        return await self._drive(device_ids, DeviceStatus.PROVISIONING)
+        return await self._drive(node_id, device_ids, DeviceStatus.PROVISIONING)
 
     async def reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> int:
+        """Reset these devices of ``node_id`` (those still resetting); how many of them this
+        made available."""
         self.adopt(node_id)
-        return await self._drive(device_ids, DeviceStatus.RESETTING)
+        return await self._drive(node_id, device_ids, DeviceStatus.RESETTING)
 
     async def adopt_registered(self) -> None:
         """Adopt every registered node this agent ``serves``: what it served before a restart,
@@ -98,12 +181,17 @@ class NodeAgent:
         nodes = self.node_ids
         await heartbeat_nodes(self._uow_factory(), nodes, now=self._clock())
         pending = await devices_awaiting_work(self._uow_factory(), nodes)
-        done = 0
-        for status in (DeviceStatus.PROVISIONING, DeviceStatus.RESETTING):
-            ids = [d.id for d in pending if d.status is status]
-            if ids:
-                done += await self._drive(ids, status)
-        return done
+        work: dict[tuple[uuid.UUID, DeviceStatus], list[uuid.UUID]] = {}
+        for device in pending:
+            work.setdefault((device.node_id, device.status), []).append(device.id)
+        done = await asyncio.gather(
+            *(self._drive(node, ids, status) for (node, status), ids in work.items()),
+            return_exceptions=True,
+        )
+        failures = [r for r in done if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        return sum(r for r in done if isinstance(r, int))
 
 
 async def reconcile_forever(agent: NodeAgent, every_seconds: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,15 +76,32 @@ class NodeRepository(Protocol):
     async def device_counts(self) -> dict[uuid.UUID, dict[str, int]]: ...
 
 
+@dataclass(frozen=True)
+class PlacementSnapshot:
+    """What a placement decides with: the tenant, the candidate classes, the strategy, and
+    the devices read whole (the first few of each class, when asked)."""
+
+    tenant: Tenant | None
+    candidates: CandidateDevices
+    strategy: str
+    devices: dict[uuid.UUID, Device]
+
+
 class DeviceRepository(Protocol):
     async def add_many(self, devices: Sequence[Device]) -> None: ...
     async def get(self, device_id: uuid.UUID) -> Device | None: ...
     async def get_many(self, device_ids: Sequence[uuid.UUID]) -> list[Device]: ...
     async def placement_snapshot(
-        self, tenant_id: uuid.UUID, requirements: DeviceRequirements, lease_end: datetime
-    ) -> tuple[Tenant | None, CandidateDevices, str]:
-        """Lock the tenant's row for the rest of the transaction and read the available
-        devices that match ``requirements`` (free until ``lease_end``), and the strategy."""
+        self,
+        tenant_id: uuid.UUID,
+        requirements: DeviceRequirements,
+        *,
+        lock_tenant: bool = True,
+        detailed: int = 0,
+    ) -> PlacementSnapshot:
+        """Read the tenant (its row locked for the rest of the transaction unless
+        ``lock_tenant`` is false), the available devices that match ``requirements`` and the
+        strategy; ``detailed``: how many devices of each candidate class to read whole."""
         ...
 
     async def transition(
@@ -94,6 +111,13 @@ class DeviceRepository(Protocol):
         target: DeviceStatus,
         now: datetime,
     ) -> list[Device]: ...
+    async def send_transition(
+        self,
+        device_ids: Sequence[uuid.UUID],
+        source: DeviceStatus,
+        target: DeviceStatus,
+        now: datetime,
+    ) -> None: ...
     async def list_available(
         self, labels: dict[str, str], limit: int, cursor: str | None
     ) -> Page[Device]: ...
@@ -125,8 +149,26 @@ class AllocationRepository(Protocol):
         quota admitted it (when it did not, nothing was inserted)."""
         ...
 
+    async def grant_at_commit(
+        self, lease: PendingLease, device_ids: Sequence[uuid.UUID]
+    ) -> Callable[[], Awaitable[uuid.UUID]]:
+        """Send ``grant`` for the transaction's commit to carry: the commit fails if it
+        leased no device (``ClaimContended``, ``QuotaExceeded``); the call returned reads,
+        once committed, the device the lease got."""
+        ...
+
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
     async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
+    async def lock_with_node(
+        self,
+        scope: Scope,
+        *,
+        allocation_id: uuid.UUID | None = None,
+        device_id: uuid.UUID | None = None,
+    ) -> tuple[Allocation, uuid.UUID] | None:
+        """The lease (by id, or the active one on a device), held, and its device's node."""
+        ...
+
     async def end(
         self,
         allocation_id: uuid.UUID,
@@ -266,6 +308,12 @@ class UsageRepository(Protocol):
 
 class OutboxRepository(Protocol):
     async def add(self, events: Sequence[DomainEvent]) -> None: ...
+    async def add_for_granted(
+        self, lease_id: uuid.UUID, events_by_device: Mapping[uuid.UUID, Sequence[DomainEvent]]
+    ) -> None:
+        """Add the events listed under the device the lease got in this transaction."""
+        ...
+
     async def claim_unrelayed(
         self, limit: int, now: datetime, takeover: timedelta
     ) -> list[tuple[int, EventRecord]]: ...
@@ -281,8 +329,25 @@ class IdempotencyRepository(Protocol):
         the first request with it left (waiting for that request's transaction to end)."""
         ...
 
+    async def claim_sent(
+        self, principal: Principal, key: str, operation: str, request_hash: str, now: datetime
+    ) -> Callable[[], Awaitable[bool]]:
+        """``claim`` sent with the transaction's next read; the call returned says whether
+        this transaction claimed the key (else ``claim`` in a new one reads what is kept)."""
+        ...
+
     async def store(self, principal: Principal, key: str, outcome: dict[str, Any]) -> None:
         """Record the outcome on the key this transaction claimed."""
+        ...
+
+    async def store_for_granted(
+        self,
+        principal: Principal,
+        key: str,
+        lease_id: uuid.UUID,
+        outcomes_by_device: Mapping[uuid.UUID, dict[str, Any]],
+    ) -> None:
+        """Record the outcome listed under the device the lease got in this transaction."""
         ...
 
     async def prune(self, before: datetime) -> int: ...
