@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncPipeline
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -70,7 +70,7 @@ class Database:
             plain_postgres_url(url),
             min_size=1,
             max_size=max_size,
-            kwargs={"row_factory": dict_row, "autocommit": False, "options": options},
+            kwargs={"row_factory": dict_row, "autocommit": True, "options": options},
             open=False,
             timeout=CHECKOUT_TIMEOUT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,
@@ -157,18 +157,34 @@ async def roll_back(connection: AsyncConnection[Row], *, failing: bool) -> None:
 
 
 class SqlUnitOfWork:
-    """``async with uow:`` begins a transaction; ``commit()`` ends it; leaving rolls back."""
+    """``async with uow:`` begins a transaction; ``commit()`` ends it; leaving rolls back.
+
+    The transaction is framed by hand on an autocommit connection in pipeline mode, so that
+    framing costs no round trip of its own: ``BEGIN`` goes with the first read, ``COMMIT``
+    (or ``ROLLBACK``) with the pipeline's closing sync. (psycopg's own framing waits for its
+    ``BEGIN`` alone, syncs again on leaving the pipeline, and after a ``ROLLBACK`` forgets its
+    prepared statements, sending ``DEALLOCATE ALL``.) Once committed the unit is done: a
+    statement after ``commit()`` would run in a transaction of its own.
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._connection: AsyncConnection[Row] | None = None
         self._pipeline: contextlib.AsyncExitStack | None = None
+        self._sync_point: AsyncPipeline | None = None
+        self._savepoints = 0
 
     async def __aenter__(self) -> Self:
         connection = await self._database.acquire()
         self._connection = connection
         self._pipeline = contextlib.AsyncExitStack()
-        await self._pipeline.enter_async_context(connection.pipeline())
+        try:
+            self._sync_point = await self._pipeline.enter_async_context(connection.pipeline())
+            with translate_db_errors():
+                await connection.execute("BEGIN")
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         self.tenants = SqlTenantRepository(connection)
         self.tokens = SqlTokenRepository(connection)
         self.nodes = SqlNodeRepository(connection)
@@ -189,33 +205,53 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        connection, self._connection = self._connection, None
-        pipeline, self._pipeline = self._pipeline, None
+        connection = self._connection
         if connection is None:
             return
         try:
-            if pipeline is not None:
+            if self._pipeline is not None:
                 # An error of a statement nobody read surfaces here; it was not committed.
                 with contextlib.suppress(Exception):
-                    await pipeline.aclose()
-            await roll_back(connection, failing=exc is not None)
+                    await self._end_with("ROLLBACK")
+            await roll_back(connection, failing=exc is not None)  # what an error left open
         finally:
+            self._connection = None
             await self._database.release(connection)
+
+    async def _end_with(self, statement: str) -> None:
+        """Send ``statement`` and close the pipeline: one round trip, whose errors (of any
+        statement nobody read yet) are raised."""
+        assert self._connection is not None and self._pipeline is not None
+        pipeline, self._pipeline, self._sync_point = self._pipeline, None, None
+        try:
+            await self._connection.execute(statement)
+        finally:
+            await pipeline.aclose()
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside 'async with'"
         with translate_db_errors():
-            await self._connection.commit()
+            await self._end_with("COMMIT")
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: an error leaving the block rolls back what ran in it (and
         propagates); the outer transaction goes on."""
-        connection = self._connection
-        assert connection is not None, "savepoint() outside 'async with'"
+        connection, pipeline = self._connection, self._sync_point
+        assert connection is not None and pipeline is not None, "savepoint() outside 'async with'"
+        self._savepoints += 1
+        name = f"unit_savepoint_{self._savepoints}"
         with translate_db_errors():
-            if connection.info.transaction_status == TransactionStatus.IDLE:
-                # psycopg would take the block for the outer transaction: begin that first.
-                await connection.execute("SELECT 1")
-            async with connection.transaction():
-                yield
+            await connection.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with translate_db_errors():
+                # A failed statement makes the server skip the rest up to a sync: sync (its
+                # error is the one propagating), then roll back to the savepoint.
+                with contextlib.suppress(psycopg.Error):
+                    await pipeline.sync()
+                await connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        with translate_db_errors():
+            await connection.execute(f"RELEASE SAVEPOINT {name}")
