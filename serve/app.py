@@ -19,6 +19,7 @@ from serve.routes import (
     queue,
     reservations,
     schedule,
+    stats,
 )
 
 
@@ -36,6 +37,7 @@ def create_app(services: Services) -> FastAPI:
     for router in (
         health.router,
         admin.router,
+        stats.router,  # before nodes: its /scheduler/nodes/stats/summary
         nodes.router,
         devices.router,
         batch.router,  # before allocations: its /{allocation_id} routes

@@ -202,19 +202,6 @@ class SqlAllocationRepository(SqlRepository):
         )
         return (allocation_from_row(row), row["node_id"]) if row else None
 
-    async def active_for_device(
-        self, device_id: uuid.UUID, scope: Scope, *, lock: bool = False
-    ) -> Allocation | None:
-        params: dict[str, Any] = {"device_id": device_id}
-        row = await self._row(
-            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE device_id = %(device_id)s"
-            " AND status = 'active' AND "
-            + scope_sql(scope, params)
-            + (" FOR UPDATE" if lock else ""),
-            params,
-        )
-        return allocation_from_row(row) if row else None
-
     async def extend(self, allocation_id: uuid.UUID, expires_at: datetime) -> None:
         """Move the expiry of an active lease (held by the caller); a new warning is due."""
         await self._send(

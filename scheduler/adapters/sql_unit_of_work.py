@@ -29,6 +29,7 @@ from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository, SqlSc
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
 from scheduler.adapters.sql_queue import SqlQueueRepository
 from scheduler.adapters.sql_reservations import SqlReservationRepository
+from scheduler.adapters.sql_stats import SqlStatsRepository
 from scheduler.adapters.sql_tenancy import (
     SqlIdempotencyRepository,
     SqlTenantRepository,
@@ -197,6 +198,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(connection)
         self.jobs = SqlJobLedger(connection)
         self.config = SqlSchedulerConfig(connection)
+        self.stats = SqlStatsRepository(connection)
         return self
 
     async def __aexit__(

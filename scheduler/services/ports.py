@@ -21,6 +21,7 @@ from scheduler.domain.rate_limits import RateLimit, RateVerdict
 from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 from scheduler.domain.tenants import Tenant
+from scheduler.domain.usage_stats import LeaseInterval, NodeTotals
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 
@@ -158,7 +159,6 @@ class AllocationRepository(Protocol):
         ...
 
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
-    async def active_for_device(self, device_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
     async def lock_with_node(
         self,
         scope: Scope,
@@ -372,6 +372,14 @@ class SchedulerConfig(Protocol):
     async def set_strategy(self, strategy: str, now: datetime) -> None: ...
 
 
+class StatsRepository(Protocol):
+    async def node_totals(self) -> dict[uuid.UUID, NodeTotals]: ...
+    async def device_counts(self, node_id: uuid.UUID | None = None) -> dict[str, int]: ...
+    async def lease_intervals(
+        self, since: datetime, now: datetime, node_id: uuid.UUID | None = None
+    ) -> list[LeaseInterval]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: ``async with uow: ...; await uow.commit()``; leaving rolls back."""
 
@@ -387,6 +395,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     jobs: JobLedger
     config: SchedulerConfig
+    stats: StatsRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -6,10 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import StringConstraints
 
 from scheduler.domain import limits
-from scheduler.domain.errors import InvalidRequest
 from scheduler.services import fleet
 from scheduler.services.commands import Grant
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
@@ -25,14 +23,9 @@ from serve.schemas import (
     ReleaseIn,
     ReleaseOut,
 )
+from serve.schemas.base import LabelFilter, parse_labels
 
 router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
-
-#: ``key:value`` (FastAPI copies list defaults, so ``[]`` below is safe).
-LabelFilter = Annotated[
-    str, StringConstraints(max_length=limits.MAX_LABEL_KEY + 1 + limits.MAX_LABEL_VALUE)
-]
-
 
 LEASE = by_id("allocationId", "allocation_id")
 
@@ -85,19 +78,6 @@ async def release(
     """End a lease; its device is reset. Honours ``Idempotency-Key``."""
     handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, ReleaseOut.of(handled.result))
-
-
-def parse_labels(labels: list[str]) -> dict[str, str]:
-    """Raises:
-    InvalidRequest: a label is not ``key:value``.
-    """
-    parsed = {}
-    for label in labels:
-        key, sep, value = label.partition(":")
-        if not sep or not key:
-            raise InvalidRequest(f"label filter {label!r} must be key:value")
-        parsed[key] = value
-    return parsed
 
 
 @router.get("/available", response_model=DevicePage)

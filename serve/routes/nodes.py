@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from scheduler.services import fleet
+from scheduler.domain import limits
+from scheduler.domain.fleet import NodeStatus
+from scheduler.services import fleet, statistics
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
 from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
+from serve.schemas.base import LabelFilter, parse_labels
 
 router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 
@@ -40,17 +44,31 @@ async def register_node(
 
 
 @router.get("", response_model=list[NodeOut])
-async def list_nodes(principal: PrincipalDep, services: ServicesDep) -> list[NodeOut]:
-    nodes = await fleet.list_nodes(services.uow(), principal)
+async def list_nodes(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    status: NodeStatus | None = None,
+    label: Annotated[list[LabelFilter], Query(max_length=limits.MAX_LABELS)] = [],  # noqa: B006
+) -> list[NodeOut]:
+    """Every node, or those of ``status`` carrying every ``label`` (``key:value``)."""
+    wanted = parse_labels(label)
+    nodes = [
+        n
+        for n in await fleet.list_nodes(services.uow(), principal)
+        if (status is None or n.status is status)
+        and all(n.labels.get(k) == v for k, v in wanted.items())
+    ]
     counts = await fleet.node_device_counts(services.uow())
-    return [NodeOut.of(n, counts.get(n.id)) for n in nodes]
+    totals = await statistics.node_totals(services.uow())
+    return [NodeOut.of(n, counts.get(n.id), totals.get(n.id)) for n in nodes]
 
 
 @router.get("/{node_id}", response_model=NodeOut)
 async def get_node(node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep) -> NodeOut:
     node = await fleet.get_node(services.uow(), principal, node_id)
     counts = await fleet.node_device_counts(services.uow())
-    return NodeOut.of(node, counts.get(node.id))
+    totals = await statistics.node_totals(services.uow())
+    return NodeOut.of(node, counts.get(node.id), totals.get(node.id))
 
 
 async def _schedulable(

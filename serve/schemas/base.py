@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from scheduler.domain import limits
+from scheduler.domain.errors import InvalidRequest
 
 Name = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 UserId = Field(min_length=1, max_length=200)
@@ -74,3 +75,22 @@ class Problem(Out):
 
 class CancelIn(Body):
     reason: str | None = Field(default=None, max_length=500)
+
+
+#: A ``key:value`` query filter (FastAPI copies list defaults, so ``[]`` defaults are safe).
+LabelFilter = Annotated[
+    str, StringConstraints(max_length=limits.MAX_LABEL_KEY + 1 + limits.MAX_LABEL_VALUE)
+]
+
+
+def parse_labels(labels: list[str]) -> dict[str, str]:
+    """Raises:
+    InvalidRequest: a label is not ``key:value``.
+    """
+    parsed = {}
+    for label in labels:
+        key, sep, value = label.partition(":")
+        if not sep or not key:
+            raise InvalidRequest(f"label filter {label!r} must be key:value")
+        parsed[key] = value
+    return parsed

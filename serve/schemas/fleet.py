@@ -11,10 +11,12 @@ from pydantic import Field, RootModel
 from scheduler.domain import limits
 from scheduler.domain.fleet import Device, Node
 from scheduler.domain.resources import Resources, Taint
+from scheduler.domain.usage_stats import NodeTotals
 from scheduler.services.commands import (
     AddDevices,
     RegisterNode,
 )
+from scheduler.services.statistics import region_of, zone_of
 from serve.schemas.base import (
     Body,
     Labels,
@@ -22,6 +24,7 @@ from serve.schemas.base import (
     Name,
     Out,
 )
+from serve.schemas.stats import UsageOut, node_usage
 
 
 class ResourcesIn(Body):
@@ -79,14 +82,23 @@ class NodeOut(Out):
     createdAt: datetime
     lastHeartbeatAt: datetime | None
     devices: dict[str, int] = Field(default_factory=dict)
+    #: What the node's active leases hold.
+    usage: UsageOut = Field(default_factory=lambda: node_usage(None))
+    region: str | None = None
+    zone: str | None = None
 
     @classmethod
-    def of(cls, n: Node, devices: dict[str, int] | None = None) -> NodeOut:
+    def of(
+        cls, n: Node, devices: dict[str, int] | None = None, totals: NodeTotals | None = None
+    ) -> NodeOut:
         r = n.capacity.resources
         return cls(
             id=n.id,
             name=n.name,
             status=n.status.value,
+            usage=node_usage(totals),
+            region=region_of(n.labels),
+            zone=zone_of(n.labels),
             labels=n.labels,
             host=n.host,
             capacity=NodeCapacityOut(

@@ -1,0 +1,63 @@
+"""SQL reads behind the fleet statistics: per-node capacity and lease usage, device counts,
+and the lease intervals of a time window."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from scheduler.adapters.sql_base import SqlRepository
+from scheduler.domain.resources import Resources
+from scheduler.domain.usage_stats import LeaseInterval, NodeTotals
+
+#: Every node, with what its active leases use (one row per node).
+NODE_TOTALS = """
+SELECT n.id, n.status, n.cpu_cores, n.memory_mb, n.storage_mb, n.max_devices,
+    coalesce(sum(a.cpu_cores), 0) AS leased_cpu, coalesce(sum(a.memory_mb), 0) AS leased_mem,
+    coalesce(sum(a.storage_mb), 0) AS leased_sto, count(a.id) AS leased_devices
+FROM nodes n
+LEFT JOIN devices d ON d.node_id = n.id
+LEFT JOIN allocations a ON a.device_id = d.id AND a.status = 'active'
+GROUP BY n.id
+"""
+
+
+class SqlStatsRepository(SqlRepository):
+    async def node_totals(self) -> dict[uuid.UUID, NodeTotals]:
+        return {
+            r["id"]: NodeTotals(
+                status=r["status"],
+                capacity=Resources(r["cpu_cores"], r["memory_mb"], r["storage_mb"]),
+                max_devices=r["max_devices"],
+                leased=Resources(r["leased_cpu"], int(r["leased_mem"]), int(r["leased_sto"])),
+                leased_devices=int(r["leased_devices"]),
+            )
+            for r in await self._rows(NODE_TOTALS)
+        }
+
+    async def device_counts(self, node_id: uuid.UUID | None = None) -> dict[str, int]:
+        """Devices by status, of one node or of all."""
+        rows = await self._rows(
+            "SELECT status, count(*) AS n FROM devices"
+            " WHERE %(node)s::uuid IS NULL OR node_id = %(node)s GROUP BY status",
+            {"node": node_id},
+        )
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def lease_intervals(
+        self, since: datetime, now: datetime, node_id: uuid.UUID | None = None
+    ) -> list[LeaseInterval]:
+        """Every lease that held a device of the node (or of any) between ``since`` and
+        ``now``: ended ones from their usage records, running ones from their allocation."""
+        rows = await self._rows(
+            "SELECT u.started_at AS start, u.ended_at AS end FROM usage_records u"
+            " WHERE u.ended_at >= %(since)s AND u.started_at <= %(now)s"
+            " AND (%(node)s::uuid IS NULL OR u.device_id IN"
+            " (SELECT id FROM devices WHERE node_id = %(node)s))"
+            " UNION ALL SELECT a.allocated_at, NULL FROM allocations a"
+            " WHERE a.status = 'active' AND a.allocated_at <= %(now)s"
+            " AND (%(node)s::uuid IS NULL OR a.device_id IN"
+            " (SELECT id FROM devices WHERE node_id = %(node)s))",
+            {"since": since, "now": now, "node": node_id},
+        )
+        return [LeaseInterval(r["start"], r["end"]) for r in rows]
