@@ -22,6 +22,8 @@ class SolverParams:
         num_workers: CP-SAT search workers (threads).
         random_seed: seeds CP-SAT and the random part of the candidate devices.
         strategy: how to score devices (see ``placement.strategies``).
+        weights: the strategy's (fit, balance, node) points, summing to ``SCALE``
+            (``None``: its defaults, ``placement.strategies.POINTS``).
         candidates_per_request: devices each request keeps in the CP-SAT model when the
             problem is too large to give it every feasible device (diversified, plus the
             greedy choice).
@@ -33,6 +35,7 @@ class SolverParams:
     num_workers: int = 1
     random_seed: int = 0
     strategy: Strategy = Strategy.BINPACK
+    weights: tuple[int, int, int] | None = None
     candidates_per_request: int = 32
     window_requests: int = 150
     explain: bool = True

@@ -62,7 +62,9 @@ from placement.problem import Strategy
 #: Every placement's score is an integer in ``[0, SCALE]``.
 SCALE = 1000
 
-#: (fit, balance, node) points per strategy; each row sums to ``SCALE``.
+#: (fit, balance, node) points per strategy; each row sums to ``SCALE``. A strategy of the
+#: catalogue may weigh its terms otherwise (``SolverParams.weights``), balance only if
+#: ``balanced``.
 POINTS: dict[Strategy, tuple[int, int, int]] = {
     Strategy.BINPACK: (600, 0, 400),
     Strategy.SPREAD: (200, 0, 800),
@@ -147,9 +149,12 @@ class ScoreModel:
         return int(self.node_reward(nodes, slots).sum())
 
 
-def score_model(fleet: FleetArrays, strategy: Strategy) -> ScoreModel:
-    """Build the node coefficients of ``strategy`` for ``fleet``."""
-    fit, balance, node = POINTS[strategy]
+def score_model(
+    fleet: FleetArrays, strategy: Strategy, weights: tuple[int, int, int] | None = None
+) -> ScoreModel:
+    """Build the node coefficients of ``strategy`` for ``fleet``, with its (fit, balance,
+    node) points (``weights``, or its defaults)."""
+    fit, balance, node = weights or POINTS[strategy]
     load = _ratio(fleet.node_load, fleet.node_capacity).mean(axis=1)
     mean_share = _ratio(fleet.node_mean_device, fleet.node_capacity).mean(axis=1)
     zeros = np.zeros(fleet.num_nodes)

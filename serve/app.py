@@ -20,6 +20,7 @@ from serve.routes import (
     reservations,
     schedule,
     stats,
+    strategies,
 )
 
 
@@ -44,6 +45,7 @@ def create_app(services: Services) -> FastAPI:
         allocations.router,
         queue.router,
         config.router,
+        strategies.router,
         schedule.router,
         reservations.router,
     ):

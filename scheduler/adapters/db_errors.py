@@ -19,12 +19,17 @@ CONSTRAINT_ERRORS: dict[str, type[errors.SchedulerError]] = {
     "tenants_usage_within_quota_v1": errors.QuotaExceeded,
     "usage_records_one_per_allocation_v1": errors.AllocationNotActive,
     "api_tokens_hash_unique_v1": errors.AlreadyExists,
+    "strategies_name_unique_v1": errors.AlreadyExists,
+    "strategies_one_active_v1": errors.ConcurrentUpdate,
+    "strategies_exactly_one_active_v1": errors.StrategyActive,
 }
 
 CONSTRAINT_DETAILS = {
     "allocations_one_active_per_device_v1": "the device was leased by a concurrent request",
     "tenants_usage_within_quota_v1": "the tenant's quota does not admit this",
     "usage_records_one_per_allocation_v1": "the allocation has already ended",
+    "strategies_name_unique_v1": "a strategy with that name exists",
+    "strategies_exactly_one_active_v1": "exactly one strategy must stay active",
 }
 
 

@@ -113,8 +113,8 @@ class SqlSchedulerConfig(SqlRepository):
         row = await self._row("SELECT strategy FROM scheduler_config")
         return str(row["strategy"]) if row else "binpack"
 
-    async def set_strategy(self, strategy: str, now: datetime) -> None:
-        await self._send(
-            "UPDATE scheduler_config SET strategy = %(strategy)s, updated_at = %(now)s",
-            {"strategy": strategy, "now": now},
-        )
+    async def strategy_weights(self) -> tuple[int, int, int] | None:
+        """The active strategy's (fit, balance, node) points (``None``: its type's)."""
+        row = await self._row("SELECT strategy_weights FROM scheduler_config")
+        weights = row["strategy_weights"] if row else None
+        return (weights[0], weights[1], weights[2]) if weights else None

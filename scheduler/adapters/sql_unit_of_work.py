@@ -30,6 +30,7 @@ from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepos
 from scheduler.adapters.sql_queue import SqlQueueRepository
 from scheduler.adapters.sql_reservations import SqlReservationRepository
 from scheduler.adapters.sql_stats import SqlStatsRepository
+from scheduler.adapters.sql_strategies import SqlStrategyRepository
 from scheduler.adapters.sql_tenancy import (
     SqlIdempotencyRepository,
     SqlTenantRepository,
@@ -199,6 +200,7 @@ class SqlUnitOfWork:
         self.jobs = SqlJobLedger(connection)
         self.config = SqlSchedulerConfig(connection)
         self.stats = SqlStatsRepository(connection)
+        self.strategies = SqlStrategyRepository(connection)
         return self
 
     async def __aexit__(

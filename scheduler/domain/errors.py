@@ -32,6 +32,12 @@ class AllocationNotFound(NotFound):
     code = "allocation_not_found"
 
 
+class StrategyNotFound(NotFound):
+    """No such strategy in the catalogue."""
+
+    code = "strategy_not_found"
+
+
 class DeviceNotFound(NotFound):
     """No such device exists."""
 
@@ -142,6 +148,12 @@ class ConcurrentUpdate(Conflict):
     """A concurrent request changed the same rows; retry the request."""
 
     code = "concurrent_update"
+
+
+class StrategyActive(Conflict):
+    """The active strategy cannot be deleted; activate another first."""
+
+    code = "strategy_active"
 
 
 class ClaimContended(ConcurrentUpdate):

@@ -255,9 +255,44 @@ class TokenRevoked(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyChanged(DomainEvent):
+    """The placement strategy's type changed (an activation, or ``POST /scheduler/strategy``)."""
+
     TYPE = "scheduler.strategy_changed"
     AGGREGATE = None
     strategy: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategySaved(DomainEvent):
+    """A strategy of the catalogue was created or changed; its weights are the (fit,
+    balance, node) points of the optimizer's score terms."""
+
+    TYPE = "strategy.saved"
+    AGGREGATE = "strategy_id"
+    strategy_id: uuid.UUID
+    name: str
+    type: str
+    weights: list[int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyActivated(DomainEvent):
+    """A strategy of the catalogue became the active one."""
+
+    TYPE = "strategy.activated"
+    AGGREGATE = "strategy_id"
+    strategy_id: uuid.UUID
+    name: str
+    type: str
+    activated_by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyDeleted(DomainEvent):
+    TYPE = "strategy.deleted"
+    AGGREGATE = "strategy_id"
+    strategy_id: uuid.UUID
+    name: str
 
 
 # ---- reservations ------------------------------------------------------------------------

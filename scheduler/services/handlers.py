@@ -9,6 +9,7 @@ from scheduler.domain.fleet import Node
 from scheduler.domain.identity import TokenInfo
 from scheduler.domain.queueing import QueueEntry
 from scheduler.domain.reservations import Reservation
+from scheduler.domain.strategies import StrategyDefinition
 from scheduler.domain.tenants import Tenant
 from scheduler.services import (
     allocations,
@@ -17,7 +18,7 @@ from scheduler.services import (
     fleet,
     queue,
     reservations,
-    settings_admin,
+    strategy_catalogue,
     tenancy,
 )
 from scheduler.services.command_path import Route
@@ -64,5 +65,17 @@ ROUTES: dict[type, Route[Any, Any]] = {
     UpdateTenant: Route(tenancy.update_tenant, (Tenant,)),
     CreateToken: Route(tenancy.create_token, (TokenIssued,)),
     RevokeToken: Route(tenancy.revoke_token, (TokenInfo,)),
-    SetStrategy: Route(settings_admin.set_strategy, (StrategySet,)),
+    SetStrategy: Route(strategy_catalogue.set_strategy, (StrategySet,)),
+    strategy_catalogue.CreateStrategy: Route(
+        strategy_catalogue.create_strategy, (StrategyDefinition,)
+    ),
+    strategy_catalogue.UpdateStrategy: Route(
+        strategy_catalogue.update_strategy, (StrategyDefinition,)
+    ),
+    strategy_catalogue.DeleteStrategy: Route(
+        strategy_catalogue.delete_strategy, (StrategyDefinition,)
+    ),
+    strategy_catalogue.ActivateStrategy: Route(
+        strategy_catalogue.activate_strategy, (StrategyDefinition,)
+    ),
 }

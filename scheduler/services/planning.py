@@ -121,6 +121,8 @@ class FleetView:
     nodes: list[Node]
     devices: list[Device]
     strategy: Strategy
+    #: The active strategy's (fit, balance, node) points; ``None``: its type's defaults.
+    weights: tuple[int, int, int] | None = None
 
 
 async def read_fleet(uow: UnitOfWork) -> FleetView:
@@ -129,6 +131,7 @@ async def read_fleet(uow: UnitOfWork) -> FleetView:
         await uow.nodes.list(),
         await uow.devices.occupying(),
         Strategy(await uow.config.strategy()),
+        await uow.config.strategy_weights(),
     )
 
 
@@ -143,7 +146,11 @@ async def plan(
     """A plan for ``requests`` over ``fleet``; nothing is allocated. The solve runs in a
     worker thread so the event loop keeps serving (hold no transaction meanwhile)."""
     problem = build_problem(fleet.nodes, fleet.devices, requests)
-    params = SolverParams(max_time_seconds=max_time_seconds, strategy=strategy or fleet.strategy)
+    # The active strategy's weights, unless the caller asks for another type.
+    weights = fleet.weights if strategy in (None, fleet.strategy) else None
+    params = SolverParams(
+        max_time_seconds=max_time_seconds, strategy=strategy or fleet.strategy, weights=weights
+    )
     return await asyncio.to_thread(solver, problem, params)
 
 

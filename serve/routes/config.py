@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from scheduler.domain.allocations import MAX_DURATION_MINUTES, MIN_DURATION_MINUTES
 from scheduler.domain.queueing import MAX_WAIT_MINUTES, MIN_QUEUE_DURATION_MINUTES
-from scheduler.services import settings_admin
+from scheduler.services import strategy_catalogue
 from scheduler.services.commands import SetStrategy
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
@@ -23,7 +23,7 @@ async def get_config(principal: PrincipalDep, services: ServicesDep) -> dict[str
     config = services.config
     policy = config.queue_policy
     return {
-        "strategy": (await settings_admin.get_strategy(services.uow())).value,
+        "strategy": (await strategy_catalogue.placement_strategy(services.uow())).value,
         "leases": {
             "minDurationMinutes": MIN_DURATION_MINUTES,
             "maxDurationMinutes": MAX_DURATION_MINUTES,
