@@ -34,6 +34,7 @@ def housekeeper_config(settings: Settings) -> HousekeeperConfig:
         warning_lead_seconds=settings.lease_warning_seconds,
         outbox_retention_hours=settings.outbox_retention_hours,
         idempotency_retention_hours=settings.idempotency_retention_hours,
+        node_offline_after_seconds=settings.node_offline_after_seconds,
     )
 
 

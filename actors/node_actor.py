@@ -49,7 +49,11 @@ class NodeActor:
         if own_node:
             self._agent.adopt(own_node)
         self._loop_task = asyncio.get_event_loop().create_task(
-            reconcile_forever(self._agent, self._settings.node_reconcile_seconds)
+            reconcile_forever(
+                self._agent,
+                self._settings.node_reconcile_seconds,
+                self._settings.heartbeat_seconds,
+            )
         )
 
     async def provision(self, node_id: str, device_ids: Sequence[str]) -> int:
@@ -57,6 +61,11 @@ class NodeActor:
 
     async def reset(self, node_id: str, device_ids: Sequence[str]) -> int:
         return await self._agent.reset(uuid.UUID(node_id), [uuid.UUID(d) for d in device_ids])
+
+    async def simulate(self, node_id: str, device_id: str | None, action: str) -> None:
+        await self._agent.simulate(
+            uuid.UUID(node_id), uuid.UUID(device_id) if device_id else None, action
+        )
 
     async def node_ids(self) -> list[str]:
         return [str(n) for n in self._agent.node_ids]
@@ -98,6 +107,10 @@ class RayDeviceLifecycle:
 
     async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         await self._handle(node_id).provision.remote(str(node_id), [str(d) for d in device_ids])
+
+    async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
+        device = str(device_id) if device_id else None
+        await self._handle(node_id).simulate.remote(str(node_id), device, action)
 
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         try:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     device_reset_seconds: float = 2.0
     device_provision_seconds: float = 0.0
     node_reconcile_seconds: float = 5.0
+    #: Node agents report every ``heartbeat_seconds``; a node silent for
+    #: ``node_offline_after_seconds`` goes offline (its leases move) until heard again.
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    node_offline_after_seconds: float = Field(default=30.0, gt=0)
     node_actor_shards: int = 0
     #: Ray resources a NodeActor asks for, e.g. ``{"phone_host": 0.01}`` to run node actors
     #: on the cluster's phone hosts (cluster.yaml gives those hosts that resource).

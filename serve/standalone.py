@@ -27,8 +27,14 @@ def create_standalone_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         assert isinstance(services.lifecycle, InProcessDeviceLifecycle)
-        every = services.settings.node_reconcile_seconds
-        reconciling = asyncio.create_task(reconcile_forever(services.lifecycle.agent, every))
+        settings = services.settings
+        reconciling = asyncio.create_task(
+            reconcile_forever(
+                services.lifecycle.agent,
+                settings.node_reconcile_seconds,
+                settings.heartbeat_seconds,
+            )
+        )
         yield
         reconciling.cancel()
         await services.close()

@@ -104,6 +104,27 @@ class SqlNodeRepository(SqlRepository):
     async def list(self) -> list[Node]:
         return [node_from_row(r) for r in await self._rows("SELECT * FROM nodes ORDER BY name")]
 
+    async def mark_offline(self, silent_since: datetime) -> list[Node]:
+        """Every node not offline whose agent sent no heartbeat since ``silent_since`` (never
+        one: since its registration) goes offline, remembering its status."""
+        rows = await self._rows(
+            "UPDATE nodes SET status = 'offline', status_before_offline = status"
+            " WHERE status <> 'offline'"
+            " AND coalesce(last_heartbeat_at, created_at) < %(since)s RETURNING *",
+            {"since": silent_since},
+        )
+        return [node_from_row(r) for r in rows]
+
+    async def mark_online(self, heard_since: datetime) -> list[Node]:
+        """Every offline node heard from since ``heard_since`` gets its status back."""
+        rows = await self._rows(
+            "UPDATE nodes SET status = coalesce(status_before_offline, 'ready'),"
+            " status_before_offline = NULL WHERE status = 'offline'"
+            " AND last_heartbeat_at >= %(since)s RETURNING *",
+            {"since": heard_since},
+        )
+        return [node_from_row(r) for r in rows]
+
     async def set_status(self, node_id: uuid.UUID, status: NodeStatus) -> Node | None:
         row = await self._row(
             "UPDATE nodes SET status = %(status)s WHERE id = %(id)s RETURNING *",
@@ -240,6 +261,45 @@ class SqlDeviceRepository(SqlRepository):
             {"ids": list(device_ids), "source": source.value, "target": target.value, "now": now},
         )
         return [device_from_row(r) for r in rows]
+
+    async def mark_failed(self, device_id: uuid.UUID, now: datetime) -> Device | None:
+        """Quarantine a device (any status but failed or retired); ``None``: it was not."""
+        row = await self._row(
+            "UPDATE devices d SET status = 'failed', status_changed_at = %(now)s"
+            " WHERE d.id = %(id)s AND d.status NOT IN ('failed', 'retired')"
+            f" RETURNING {DEVICE_COLUMNS}",
+            {"id": device_id, "now": now},
+        )
+        return device_from_row(row) if row else None
+
+    async def claim_replacement(
+        self, device: Device, node_labels: dict[str, str], lease_end: datetime, now: datetime
+    ) -> Device | None:
+        """Claim (``allocated``) an available device that serves a lease of ``device`` as
+        well: another node, ready and untainted; the same size and Android version; every
+        label the device had with its node's; free of bookings until ``lease_end``."""
+        row = await self._row(
+            "UPDATE devices d SET status = 'allocated', status_changed_at = %(now)s"
+            " WHERE d.id = (SELECT c.id FROM devices c JOIN nodes n ON n.id = c.node_id"
+            " WHERE c.status = 'available' AND n.status = 'ready' AND n.taints = '[]'::jsonb"
+            " AND c.node_id <> %(node)s AND c.cpu_cores = %(cpu)s AND c.memory_mb = %(mem)s"
+            " AND c.storage_mb = %(sto)s AND c.android_version = %(android)s"
+            " AND (n.labels || c.labels) @> %(labels)s AND "
+            + NOT_BOOKED_BEFORE_LEASE_END.replace("d.id", "c.id")
+            + " ORDER BY c.name LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
+            f" RETURNING {DEVICE_COLUMNS}",
+            {
+                "node": device.node_id,
+                "cpu": device.spec.resources.cpu_cores,
+                "mem": device.spec.resources.memory_mb,
+                "sto": device.spec.resources.storage_mb,
+                "android": device.spec.android_version,
+                "labels": Jsonb({**node_labels, **device.spec.labels}),
+                "lease_end": lease_end,
+                "now": now,
+            },
+        )
+        return device_from_row(row) if row else None
 
     async def send_transition(
         self,

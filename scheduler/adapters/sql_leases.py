@@ -202,6 +202,29 @@ class SqlAllocationRepository(SqlRepository):
         )
         return (allocation_from_row(row), row["node_id"]) if row else None
 
+    async def lock_active_on(
+        self, *, device_ids: Sequence[uuid.UUID] = (), node_ids: Sequence[uuid.UUID] = ()
+    ) -> list[Allocation]:
+        """The active leases on these devices or on these nodes' devices, held."""
+        rows = await self._rows(
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active' AND"
+            " (device_id = ANY(%(devices)s) OR device_id IN"
+            " (SELECT id FROM devices WHERE node_id = ANY(%(nodes)s)))"
+            " ORDER BY id FOR UPDATE",
+            {"devices": list(device_ids), "nodes": list(node_ids)},
+        )
+        return [allocation_from_row(r) for r in rows]
+
+    async def move(
+        self, allocation_id: uuid.UUID, from_device: uuid.UUID, to_device: uuid.UUID
+    ) -> None:
+        """Put an active lease (held) on another device; it keeps its id, expiry and bill."""
+        await self._send(
+            "UPDATE allocations SET device_id = %(to)s, moved_from = %(from)s"
+            " WHERE id = %(id)s AND status = 'active' AND device_id = %(from)s",
+            {"id": allocation_id, "from": from_device, "to": to_device},
+        )
+
     async def extend(self, allocation_id: uuid.UUID, expires_at: datetime) -> None:
         """Move the expiry of an active lease (held by the caller); a new warning is due."""
         await self._send(

@@ -150,6 +150,12 @@ class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
 
 
+class NotSimulated(Conflict):
+    """Only the simulated driver can fail devices and nodes on demand."""
+
+    code = "not_simulated"
+
+
 class StrategyActive(Conflict):
     """The active strategy cannot be deleted; activate another first."""
 

@@ -118,6 +118,24 @@ ENDED_EVENT: dict[str, type[AllocationEnded]] = {
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationMoved(DomainEvent):
+    """A lease moved to another device (its own failed, or its node went offline); it keeps
+    its id, expiry and bill. The ADB endpoints are ``host:port``."""
+
+    TYPE = "allocation.moved"
+    AGGREGATE = "allocation_id"
+    allocation_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: str
+    from_device_id: uuid.UUID
+    to_device_id: uuid.UUID
+    to_node_id: uuid.UUID
+    from_adb: str
+    to_adb: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AllocationExtended(DomainEvent):
     TYPE = "allocation.extended"
     AGGREGATE = "allocation_id"
@@ -186,6 +204,43 @@ class DeviceResetStarted(DeviceEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceReady(DeviceEvent):
     TYPE = "device.ready"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceFailed(DeviceEvent):
+    """A device was reported failed (by an admin, a service, or its node agent after two
+    failed resets); it is quarantined until it recovers and passes a reset."""
+
+    TYPE = "device.failed"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRecovered(DeviceEvent):
+    """A failed device was reported recovered: it is reset, and available once that passes."""
+
+    TYPE = "device.recovered"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeOffline(DomainEvent):
+    """A node's agent sent no heartbeat for a while: no new leases, and its leases moved."""
+
+    TYPE = "node.offline"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    last_heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeOnline(DomainEvent):
+    """An offline node's heartbeats came back: it has the status it had before."""
+
+    TYPE = "node.online"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    status: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

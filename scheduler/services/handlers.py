@@ -14,6 +14,7 @@ from scheduler.domain.tenants import Tenant
 from scheduler.services import (
     allocations,
     batch,
+    device_health,
     extensions,
     fleet,
     queue,
@@ -59,6 +60,7 @@ ROUTES: dict[type, Route[Any, Any]] = {
     reservations.UpdateReservation: Route(reservations.update_reservation, (Reservation,)),
     reservations.CancelReservation: Route(reservations.cancel_reservation, (Reservation,)),
     RegisterNode: Route(fleet.register_node, (Node,)),
+    device_health.ReportDevice: Route(device_health.report_device, (device_health.DeviceReported,)),
     SetNodeSchedulable: Route(fleet.set_node_schedulable, (Node,)),
     AddDevices: Route(fleet.add_devices, (AddedDevices,)),
     CreateTenant: Route(tenancy.create_tenant, (Tenant,)),

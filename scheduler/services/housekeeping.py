@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from scheduler.services.allocations import next_expiry
 from scheduler.services.command_path import Unit, run_unit
+from scheduler.services.device_health import check_node_heartbeats
 from scheduler.services.extensions import warn_expiring
 from scheduler.services.leases import end_due_allocations
 from scheduler.services.ports import (
@@ -38,6 +39,7 @@ PRUNE_JOB = "prune-job-ticks"
 QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
+NODE_HEALTH_JOB = "check-node-heartbeats"
 PRUNE_EVERY_SECONDS = 60.0
 #: A relay's claim on a batch it never marked relayed (it died) is taken over after this.
 RELAY_TAKEOVER = timedelta(seconds=30)
@@ -101,6 +103,26 @@ async def run_expiry(
         return len(await end_due_allocations(unit))
 
     return await run_unit(uow_factory, expire, now=now, lifecycle=lifecycle, queue=queue)
+
+
+async def run_node_health(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
+    *,
+    now: datetime,
+    owner: str,
+    offline_after: timedelta,
+) -> tuple[int, int]:
+    """Nodes silent too long go offline (their leases relocated), and nodes heard from again
+    come back, under this second's ledger tick."""
+
+    async def check(unit: Unit) -> tuple[int, int]:
+        if not await _claimed(unit, NODE_HEALTH_JOB, 1.0, owner):
+            return 0, 0
+        return await check_node_heartbeats(unit, offline_after)
+
+    return await run_unit(uow_factory, check, now=now, lifecycle=lifecycle, queue=queue)
 
 
 async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> int:
@@ -189,6 +211,7 @@ class HousekeeperConfig:
     warning_lead_seconds: float = 300.0
     outbox_retention_hours: float = 72.0
     idempotency_retention_hours: float = 24.0
+    node_offline_after_seconds: float = 30.0
 
 
 class Housekeeper:
@@ -219,6 +242,8 @@ class Housekeeper:
         self.relayed_total = 0
         self.timed_out_total = 0
         self.activated_total = 0
+        self.offline_total = 0
+        self.online_total = 0
 
     async def tick(self, now: datetime) -> None:
         """Run whatever is due; each job fails alone and is retried next tick."""
@@ -248,6 +273,19 @@ class Housekeeper:
                 self._next_booking = await uow.reservations.next_start()
         except Exception:
             logger.exception("reservations failed")
+        try:
+            gone, back = await run_node_health(
+                self._uow_factory,
+                self._lifecycle,
+                self._queue,
+                now=now,
+                owner=self._owner,
+                offline_after=timedelta(seconds=self._config.node_offline_after_seconds),
+            )
+            self.offline_total += gone
+            self.online_total += back
+        except Exception:
+            logger.exception("node heartbeat check failed")
         try:
             await run_expiry_warnings(
                 self._uow_factory,

@@ -6,20 +6,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from scheduler.domain.errors import NotSimulated
 from scheduler.domain.fleet import DeviceStatus
+from scheduler.services.command_path import Unit, run_unit
+from scheduler.services.device_health import fail_device, recover_device
 from scheduler.services.fleet import (
     devices_awaiting_work,
     heartbeat_nodes,
     mark_devices_ready,
     registered_node_ids,
 )
-from scheduler.services.ports import DeviceDriver, QueueDispatcher, UnitOfWorkFactory
+from scheduler.services.ports import (
+    DeviceDriver,
+    FaultInjection,
+    QueueDispatcher,
+    UnitOfWorkFactory,
+)
 
 logger = logging.getLogger(__name__)
+
+#: Failed resets in a row after which a device is reported failed.
+RESET_FAILURES_TO_FAIL = 2
 
 
 @dataclass
@@ -68,6 +80,10 @@ class NodeAgent:
         # read, a device joins the next batch too, whose own read then finds it available.
         self._in_flight: set[uuid.UUID] = set()
         self._lanes: dict[tuple[uuid.UUID, DeviceStatus], _Lane] = {}
+        self._reset_failures: Counter[uuid.UUID] = Counter()
+        self._silent: set[uuid.UUID] = set()
+        #: The effects of the reports this agent makes (a recovered device's reset) run here.
+        self._own_lifecycle = InProcessDeviceLifecycle(self)
 
     @property
     def node_ids(self) -> list[uuid.UUID]:
@@ -139,19 +155,79 @@ class NodeAgent:
         driving = {d.id for d in devices}
         self._in_flight.update(driving)
         try:
+            failed: set[uuid.UUID] = set()
             if source is DeviceStatus.PROVISIONING:
                 await self._driver.provision(devices)
             else:
-                await self._driver.reset(devices)
-            ready = await mark_devices_ready(
-                self._uow_factory(), [d.id for d in devices], source, now=self._clock()
+                failed = set(await self._driver.reset(devices))
+            healthy = [d.id for d in devices if d.id not in failed]
+            ready = (
+                await mark_devices_ready(self._uow_factory(), healthy, source, now=self._clock())
+                if healthy
+                else []
             )
         finally:
             self._in_flight.difference_update(driving)
+        for device_id in healthy:
+            self._reset_failures.pop(device_id, None)
         if ready:
             provisioned = source is DeviceStatus.PROVISIONING
             self._queue.wake(devices=() if provisioned else [d.id for d in ready])
+        if failed:
+            await self._count_failed_resets(failed)
         return {d.id for d in ready}
+
+    async def _count_failed_resets(self, device_ids: set[uuid.UUID]) -> None:
+        """A device whose reset failed stays resetting (the reconcile tries again); after
+        ``RESET_FAILURES_TO_FAIL`` failures in a row it is reported failed."""
+        self._reset_failures.update(device_ids)
+        lost = [d for d in device_ids if self._reset_failures[d] >= RESET_FAILURES_TO_FAIL]
+        if lost:
+            await self.report(lost, "failed", "its reset failed twice")
+            for device_id in lost:
+                del self._reset_failures[device_id]
+
+    async def report(self, device_ids: Sequence[uuid.UUID], status: str, reason: str) -> None:
+        """Report the devices ``failed`` or ``recovered``, as anyone who learns of it does
+        (``POST /scheduler/devices/{id}/report``): their leases relocated, or a reset."""
+
+        async def record(unit: Unit) -> None:
+            for device in await unit.uow.devices.get_many(device_ids):
+                if status == "failed":
+                    await fail_device(unit, device, reason)
+                else:
+                    await recover_device(unit, device, reason)
+
+        await run_unit(
+            self._uow_factory,
+            record,
+            now=self._clock(),
+            lifecycle=self._own_lifecycle,
+            queue=self._queue,
+        )
+
+    async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
+        """With a driver that can inject faults: fail or recover one device (and report it,
+        as a real agent that noticed would), or a whole node (its heartbeats stop).
+
+        Raises:
+            NotSimulated: the driver drives real phones.
+        """
+        if not isinstance(self._driver, FaultInjection):
+            raise NotSimulated("only the simulated driver can fail devices and nodes on demand")
+        self.adopt(node_id)
+        if device_id is None:
+            if action == "fail":
+                self._silent.add(node_id)
+            else:
+                self._silent.discard(node_id)
+            return
+        if action == "fail":
+            self._driver.break_device(device_id)
+            await self.report([device_id], "failed", "simulated failure")
+        else:
+            self._driver.heal_device(device_id)
+            await self.report([device_id], "recovered", "simulated recovery")
 
     async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> int:
         """Provision these devices of ``node_id``; how many of them this made available."""
@@ -172,6 +248,16 @@ class NodeAgent:
                 if self._serves(node_id):
                     self.adopt(node_id)
 
+    @property
+    def _alive(self) -> list[uuid.UUID]:
+        """The nodes that heartbeat: all but those failed on demand (``simulate``)."""
+        return [n for n in self.node_ids if n not in self._silent]
+
+    async def heartbeat(self) -> None:
+        """Tell the database the agent's nodes are alive (silent ones go offline)."""
+        if self._alive:
+            await heartbeat_nodes(self._uow_factory(), self._alive, now=self._clock())
+
     async def reconcile(self) -> int:
         """Finish any provisioning or reset that no message drove (lost call, restart), and
         report a heartbeat for the nodes."""
@@ -179,7 +265,8 @@ class NodeAgent:
         if not self._node_ids:
             return 0
         nodes = self.node_ids
-        await heartbeat_nodes(self._uow_factory(), nodes, now=self._clock())
+        if self._alive:
+            await heartbeat_nodes(self._uow_factory(), self._alive, now=self._clock())
         pending = await devices_awaiting_work(self._uow_factory(), nodes)
         work: dict[tuple[uuid.UUID, DeviceStatus], list[uuid.UUID]] = {}
         for device in pending:
@@ -194,14 +281,24 @@ class NodeAgent:
         return sum(r for r in done if isinstance(r, int))
 
 
-async def reconcile_forever(agent: NodeAgent, every_seconds: float) -> None:
-    """``agent.reconcile()`` on a timer, outliving its failures (a database outage, say)."""
+async def reconcile_forever(
+    agent: NodeAgent, every_seconds: float, heartbeat_seconds: float | None = None
+) -> None:
+    """``agent.reconcile()`` every ``every_seconds`` and a heartbeat at least every
+    ``heartbeat_seconds`` (a reconcile sends one), outliving failures (a database outage)."""
+    loop = asyncio.get_running_loop()
+    heartbeat = min(heartbeat_seconds or every_seconds, every_seconds)
+    next_reconcile = loop.time()
     while True:
         try:
-            await agent.reconcile()
+            if loop.time() >= next_reconcile:
+                next_reconcile = loop.time() + every_seconds
+                await agent.reconcile()
+            else:
+                await agent.heartbeat()
         except Exception:
             logger.exception("node reconcile failed")
-        await asyncio.sleep(every_seconds)
+        await asyncio.sleep(max(min(heartbeat, next_reconcile - loop.time()), 0.0))
 
 
 class InProcessDeviceLifecycle:
@@ -214,6 +311,9 @@ class InProcessDeviceLifecycle:
 
     async def provision(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         await self.agent.provision(node_id, device_ids)
+
+    async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
+        await self.agent.simulate(node_id, device_id, action)
 
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         task = asyncio.get_running_loop().create_task(self.agent.reset(node_id, device_ids))

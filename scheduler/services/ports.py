@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from placement.model import CandidateDevices
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
@@ -70,6 +70,8 @@ class TokenRepository(Protocol):
 
 class NodeRepository(Protocol):
     async def add(self, node: Node) -> None: ...
+    async def mark_offline(self, silent_since: datetime) -> list[Node]: ...
+    async def mark_online(self, heard_since: datetime) -> list[Node]: ...
     async def get(self, node_id: uuid.UUID, *, lock: bool = False) -> Node | None: ...
     async def list(self) -> list[Node]: ...
     async def set_status(self, node_id: uuid.UUID, status: NodeStatus) -> Node | None: ...
@@ -113,6 +115,10 @@ class DeviceRepository(Protocol):
         target: DeviceStatus,
         now: datetime,
     ) -> list[Device]: ...
+    async def mark_failed(self, device_id: uuid.UUID, now: datetime) -> Device | None: ...
+    async def claim_replacement(
+        self, device: Device, node_labels: dict[str, str], lease_end: datetime, now: datetime
+    ) -> Device | None: ...
     async def send_transition(
         self,
         device_ids: Sequence[uuid.UUID],
@@ -160,6 +166,12 @@ class AllocationRepository(Protocol):
         ...
 
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...
+    async def lock_active_on(
+        self, *, device_ids: Sequence[uuid.UUID] = (), node_ids: Sequence[uuid.UUID] = ()
+    ) -> list[Allocation]: ...
+    async def move(
+        self, allocation_id: uuid.UUID, from_device: uuid.UUID, to_device: uuid.UUID
+    ) -> None: ...
     async def lock_with_node(
         self,
         scope: Scope,
@@ -494,6 +506,10 @@ class DeviceLifecycle(Protocol):
         """Ask for a reset without waiting; the node reconciles anything lost."""
         ...
 
+    async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
+        """Fail or recover a device (or a whole node) on demand; simulated driver only."""
+        ...
+
 
 class QueueDispatcher(Protocol):
     """Drives the wait queue. ``wake`` says capacity may have freed: the queue drains without
@@ -512,8 +528,19 @@ class QueueDispatcher(Protocol):
     async def drain(self, max_grants: int | None = None) -> int: ...
 
 
+@runtime_checkable
+class FaultInjection(Protocol):
+    """A driver that can make a device fail on demand (the simulated one)."""
+
+    def break_device(self, device_id: uuid.UUID) -> None: ...
+    def heal_device(self, device_id: uuid.UUID) -> None: ...
+
+
 class DeviceDriver(Protocol):
     """Talks to the phones on a node (a simulated driver by default)."""
 
     async def provision(self, devices: Sequence[Device]) -> None: ...
-    async def reset(self, devices: Sequence[Device]) -> None: ...
+    async def reset(self, devices: Sequence[Device]) -> Collection[uuid.UUID]:
+        """Factory-reset the devices; the ids of those whose reset failed (raising: the
+        whole call failed, none was reset)."""
+        ...

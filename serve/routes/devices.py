@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from scheduler.domain import limits
-from scheduler.services import fleet
+from scheduler.services import device_health, fleet
 from scheduler.services.commands import Grant
+from scheduler.services.device_health import ReportDevice
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
 from serve.routes.links import answer_links, by_id, link_to
@@ -24,6 +26,7 @@ from serve.schemas import (
     ReleaseOut,
 )
 from serve.schemas.base import LabelFilter, parse_labels
+from serve.schemas.fleet import DeviceReportIn, DeviceReportOut, SimulateIn
 
 router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
 
@@ -92,3 +95,33 @@ async def available(
     return DevicePage(
         items=[DeviceOut.of(d) for d in page.items], total=page.total, nextCursor=page.next_cursor
     )
+
+
+@router.post("/{device_id}/report", response_model=DeviceReportOut)
+async def report(
+    device_id: uuid.UUID,
+    body: DeviceReportIn,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """What an admin, a service or a node agent learned of a device: ``failed`` quarantines
+    it and moves its lease to a device that serves it as well (``allocation.moved``), or
+    revokes it (``device_failed``) when none is free; ``recovered`` resets it, and it is
+    leased again once that passes."""
+    command = ReportDevice(device_id, body.status, body.reason)
+    handled = await services.commands.handle(command, principal, key)
+    return reply(handled, DeviceReportOut.of(handled.result))
+
+
+@router.post("/{device_id}/simulate", response_model=DeviceOut)
+async def simulate(
+    device_id: uuid.UUID, body: SimulateIn, principal: PrincipalDep, services: ServicesDep
+) -> DeviceOut:
+    """Admin, simulated driver only: fail a device (reported failed at once, its lease moved
+    or revoked) or recover it (reset, then available)."""
+    await device_health.simulate_failure(
+        services.uow(), services.lifecycle, principal, action=body.action, device_id=device_id
+    )
+    (device,) = (await fleet.get_devices(services.uow(), [device_id])).values()
+    return DeviceOut.of(device)

@@ -10,13 +10,14 @@ from fastapi.responses import Response
 
 from scheduler.domain import limits
 from scheduler.domain.fleet import NodeStatus
-from scheduler.services import fleet, statistics
+from scheduler.services import device_health, fleet, statistics
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
 from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
 from serve.schemas.base import LabelFilter, parse_labels
+from serve.schemas.fleet import SimulateIn
 
 router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 
@@ -112,3 +113,16 @@ async def add_devices(
     created = handled.result.devices
     devices = await fleet.get_devices(services.uow(), [d.id for d in created])
     return reply(handled, DeviceList([DeviceOut.of(devices.get(d.id, d)) for d in created]), 201)
+
+
+@router.post("/{node_id}/simulate", response_model=NodeOut)
+async def simulate(
+    node_id: uuid.UUID, body: SimulateIn, principal: PrincipalDep, services: ServicesDep
+) -> NodeOut:
+    """Admin, simulated driver only: a failed node stops its heartbeats and goes offline
+    after ``PHONEFLEET_NODE_OFFLINE_AFTER_SECONDS`` (its leases moved); ``recover`` starts
+    them again and it comes back."""
+    await device_health.simulate_failure(
+        services.uow(), services.lifecycle, principal, action=body.action, node_id=node_id
+    )
+    return await get_node(node_id, principal, services)

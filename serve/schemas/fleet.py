@@ -16,6 +16,7 @@ from scheduler.services.commands import (
     AddDevices,
     RegisterNode,
 )
+from scheduler.services.device_health import DeviceReported
 from scheduler.services.statistics import region_of, zone_of
 from serve.schemas.base import (
     Body,
@@ -174,3 +175,44 @@ class DevicePage(Out):
     items: list[DeviceOut]
     total: int
     nextCursor: str | None
+
+
+class DeviceReportIn(Body):
+    status: Literal["failed", "recovered"]
+    reason: str = Field(default="", max_length=500)
+
+
+class RelocationOut(Out):
+    allocationId: uuid.UUID
+    outcome: Literal["moved", "revoked"]
+    movedTo: uuid.UUID | None
+
+
+class DeviceReportOut(Out):
+    """The device's status after the report, and what became of its lease."""
+
+    deviceId: uuid.UUID
+    status: str
+    leases: list[RelocationOut]
+
+    @classmethod
+    def of(cls, r: DeviceReported) -> DeviceReportOut:
+        return cls(
+            deviceId=r.device_id,
+            status=r.status,
+            leases=[
+                RelocationOut(
+                    allocationId=m.allocation_id,
+                    outcome="moved" if m.moved_to else "revoked",
+                    movedTo=m.moved_to,
+                )
+                for m in r.leases
+            ],
+        )
+
+
+class SimulateIn(Body):
+    """``fail``: a device's resets fail and it is reported failed; a node stops its
+    heartbeats. ``recover`` undoes it."""
+
+    action: Literal["fail", "recover"]

@@ -40,8 +40,9 @@ class GatedDriver:
     async def provision(self, devices: Sequence[Device]) -> None:
         await self._call("provision", devices)
 
-    async def reset(self, devices: Sequence[Device]) -> None:
+    async def reset(self, devices: Sequence[Device]) -> set[uuid.UUID]:
         await self._call("reset", devices)
+        return set()
 
     async def entered(self, count: int) -> None:
         """Wait until ``count`` driver calls have started."""
