@@ -67,6 +67,9 @@ class NodeActor:
             uuid.UUID(node_id), uuid.UUID(device_id) if device_id else None, action
         )
 
+    async def adopt(self, node_id: str) -> None:
+        self._agent.adopt(uuid.UUID(node_id))
+
     async def node_ids(self) -> list[str]:
         return [str(n) for n in self._agent.node_ids]
 
@@ -111,6 +114,14 @@ class RayDeviceLifecycle:
     async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
         device = str(device_id) if device_id else None
         await self._handle(node_id).simulate.remote(str(node_id), device, action)
+
+    def start_agent(self, node_id: uuid.UUID) -> None:
+        try:
+            self._handle(node_id).adopt.remote(str(node_id))
+        except Exception:
+            # A shard's actor adopts its nodes from the database on every reconcile.
+            logger.exception("could not reach the node actor of %s", node_id)
+            self._handles.pop(node_id, None)
 
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         try:

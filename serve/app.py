@@ -16,6 +16,7 @@ from serve.routes import (
     devices,
     health,
     nodes,
+    operations,
     queue,
     reservations,
     schedule,
@@ -40,6 +41,7 @@ def create_app(services: Services) -> FastAPI:
         admin.router,
         stats.router,  # before nodes: its /scheduler/nodes/stats/summary
         nodes.router,
+        operations.router,
         devices.router,
         batch.router,  # before allocations: its /{allocation_id} routes
         allocations.router,

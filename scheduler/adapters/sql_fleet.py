@@ -25,6 +25,8 @@ from scheduler.domain.fleet import (
     Device,
     DeviceSpec,
     DeviceStatus,
+    Drain,
+    DrainMode,
     Node,
     NodeCapacity,
     NodeStatus,
@@ -69,6 +71,10 @@ def node_from_row(row: Row) -> Node:
         host=row["host"],
         created_at=row["created_at"],
         last_heartbeat_at=row["last_heartbeat_at"],
+        status_reason=row.get("status_reason"),
+        drain=Drain(DrainMode(row["drain_mode"]), row["drain_deadline"], row["remove_when_drained"])
+        if row.get("drain_mode")
+        else None,
     )
 
 
@@ -101,15 +107,85 @@ class SqlNodeRepository(SqlRepository):
         row = await self._row(query, {"id": node_id})
         return node_from_row(row) if row else None
 
-    async def list(self) -> list[Node]:
-        return [node_from_row(r) for r in await self._rows("SELECT * FROM nodes ORDER BY name")]
+    async def list(self, *, removed: bool = False) -> list[Node]:
+        """The nodes, by name (removed ones only if ``removed``)."""
+        where = "" if removed else " WHERE status <> 'removed'"
+        rows = await self._rows(f"SELECT * FROM nodes{where} ORDER BY name")
+        return [node_from_row(r) for r in rows]
+
+    async def update(self, node: Node) -> None:
+        """Store its name, labels, taints and capacity."""
+        resources = node.capacity.resources
+        await self._send(
+            "UPDATE nodes SET name = %(name)s, labels = %(labels)s, taints = %(taints)s,"
+            " cpu_cores = %(cpu)s, memory_mb = %(mem)s, storage_mb = %(sto)s,"
+            " max_devices = %(max_devices)s WHERE id = %(id)s",
+            {
+                "id": node.id,
+                "name": node.name,
+                "labels": Jsonb(node.labels),
+                "taints": Jsonb(
+                    [{"key": t.key, "value": t.value, "effect": t.effect} for t in node.taints]
+                ),
+                "cpu": resources.cpu_cores,
+                "mem": resources.memory_mb,
+                "sto": resources.storage_mb,
+                "max_devices": node.capacity.max_devices,
+            },
+        )
+
+    async def set_state(
+        self, node_id: uuid.UUID, status: NodeStatus, reason: str | None, drain: Drain | None
+    ) -> Node | None:
+        """Its status, the reason for it and the drain under way (or none)."""
+        row = await self._row(
+            "UPDATE nodes SET status = %(status)s, status_reason = %(reason)s,"
+            " drain_mode = %(mode)s, drain_deadline = %(deadline)s,"
+            " remove_when_drained = %(remove)s WHERE id = %(id)s RETURNING *",
+            {
+                "id": node_id,
+                "status": status.value,
+                "reason": reason,
+                "mode": drain.mode.value if drain else None,
+                "deadline": drain.deadline if drain else None,
+                "remove": drain.remove_when_drained if drain else False,
+            },
+        )
+        return node_from_row(row) if row else None
+
+    async def draining(self) -> list[Node]:
+        """The nodes being drained, held (one drain step at a time)."""
+        rows = await self._rows(
+            "SELECT * FROM nodes WHERE status = 'draining' ORDER BY id FOR UPDATE SKIP LOCKED"
+        )
+        return [node_from_row(r) for r in rows]
+
+    async def remove(self, node_id: uuid.UUID) -> list[uuid.UUID]:
+        """Retire its devices and mark it removed (its name is freed for a new node); the
+        devices it retired."""
+        retired = await self._rows(
+            "UPDATE devices SET status = 'retired' WHERE node_id = %(id)s"
+            " AND status <> 'retired' RETURNING id",
+            {"id": node_id},
+        )
+        await self._send(
+            "UPDATE nodes SET status = 'removed', drain_mode = NULL, drain_deadline = NULL,"
+            " remove_when_drained = false, name = left(name, 80) || ' (removed '"
+            " || id::text || ')' WHERE id = %(id)s",
+            {"id": node_id},
+        )
+        return [r["id"] for r in retired]
+
+    async def holdings(self, node_id: uuid.UUID) -> tuple[int, int]:
+        """The active leases and the bookings not yet ended on its devices."""
+        return await _holdings(self, "d.node_id = %(id)s", node_id)
 
     async def mark_offline(self, silent_since: datetime) -> list[Node]:
         """Every node not offline whose agent sent no heartbeat since ``silent_since`` (never
         one: since its registration) goes offline, remembering its status."""
         rows = await self._rows(
             "UPDATE nodes SET status = 'offline', status_before_offline = status"
-            " WHERE status <> 'offline'"
+            " WHERE status NOT IN ('offline', 'removed')"
             " AND coalesce(last_heartbeat_at, created_at) < %(since)s RETURNING *",
             {"since": silent_since},
         )
@@ -262,6 +338,27 @@ class SqlDeviceRepository(SqlRepository):
         )
         return [device_from_row(r) for r in rows]
 
+    async def set_labels(self, device_id: uuid.UUID, labels: dict[str, str]) -> Device | None:
+        row = await self._row(
+            "UPDATE devices d SET labels = %(labels)s WHERE d.id = %(id)s"
+            f" AND d.status <> 'retired' RETURNING {DEVICE_COLUMNS}",
+            {"id": device_id, "labels": Jsonb(labels)},
+        )
+        return device_from_row(row) if row else None
+
+    async def retire(self, device_id: uuid.UUID, now: datetime) -> Device | None:
+        """Retire a device (it no longer counts against its node); ``None``: already was."""
+        row = await self._row(
+            "UPDATE devices d SET status = 'retired', status_changed_at = %(now)s"
+            f" WHERE d.id = %(id)s AND d.status <> 'retired' RETURNING {DEVICE_COLUMNS}",
+            {"id": device_id, "now": now},
+        )
+        return device_from_row(row) if row else None
+
+    async def holdings(self, device_id: uuid.UUID) -> tuple[int, int]:
+        """Its active lease (0 or 1) and its bookings not yet ended."""
+        return await _holdings(self, "d.id = %(id)s", device_id)
+
     async def mark_failed(self, device_id: uuid.UUID, now: datetime) -> Device | None:
         """Quarantine a device (any status but failed or retired); ``None``: it was not."""
         row = await self._row(
@@ -273,16 +370,24 @@ class SqlDeviceRepository(SqlRepository):
         return device_from_row(row) if row else None
 
     async def claim_replacement(
-        self, device: Device, node_labels: dict[str, str], lease_end: datetime, now: datetime
+        self,
+        device: Device,
+        node_labels: dict[str, str],
+        lease_end: datetime,
+        now: datetime,
+        *,
+        other_node: bool,
     ) -> Device | None:
         """Claim (``allocated``) an available device that serves a lease of ``device`` as
-        well: another node, ready and untainted; the same size and Android version; every
-        label the device had with its node's; free of bookings until ``lease_end``."""
+        well: on a ready, untainted node (another one if ``other_node``); the same size and
+        Android version; every label the device had with its node's; free of bookings until
+        ``lease_end``."""
         row = await self._row(
             "UPDATE devices d SET status = 'allocated', status_changed_at = %(now)s"
             " WHERE d.id = (SELECT c.id FROM devices c JOIN nodes n ON n.id = c.node_id"
             " WHERE c.status = 'available' AND n.status = 'ready' AND n.taints = '[]'::jsonb"
-            " AND c.node_id <> %(node)s AND c.cpu_cores = %(cpu)s AND c.memory_mb = %(mem)s"
+            " AND (NOT %(other_node)s OR c.node_id <> %(node)s)"
+            " AND c.cpu_cores = %(cpu)s AND c.memory_mb = %(mem)s"
             " AND c.storage_mb = %(sto)s AND c.android_version = %(android)s"
             " AND (n.labels || c.labels) @> %(labels)s AND "
             + NOT_BOOKED_BEFORE_LEASE_END.replace("d.id", "c.id")
@@ -290,6 +395,7 @@ class SqlDeviceRepository(SqlRepository):
             f" RETURNING {DEVICE_COLUMNS}",
             {
                 "node": device.node_id,
+                "other_node": other_node,
                 "cpu": device.spec.resources.cpu_cores,
                 "mem": device.spec.resources.memory_mb,
                 "sto": device.spec.resources.storage_mb,
@@ -374,6 +480,18 @@ class SqlDeviceRepository(SqlRepository):
             "SELECT max(adb_port) AS port FROM devices WHERE adb_host = %(host)s", {"host": host}
         )
         return ADB_BASE_PORT if row is None or row["port"] is None else int(row["port"]) + 1
+
+
+async def _holdings(repository: SqlRepository, where: str, id_: uuid.UUID) -> tuple[int, int]:
+    row = await repository._row(
+        "SELECT (SELECT count(*) FROM allocations a JOIN devices d ON d.id = a.device_id"
+        f" WHERE a.status = 'active' AND {where}) AS leases,"
+        " (SELECT count(*) FROM reservations r JOIN devices d ON d.id = r.device_id"
+        f" WHERE r.status IN ('pending', 'active') AND {where}) AS bookings",
+        {"id": id_},
+    )
+    assert row is not None
+    return int(row["leases"]), int(row["bookings"])
 
 
 def matching_clauses(requirements: DeviceRequirements) -> tuple[list[str], dict[str, Any]]:

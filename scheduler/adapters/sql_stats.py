@@ -18,6 +18,7 @@ SELECT n.id, n.status, n.cpu_cores, n.memory_mb, n.storage_mb, n.max_devices,
 FROM nodes n
 LEFT JOIN devices d ON d.node_id = n.id
 LEFT JOIN allocations a ON a.device_id = d.id AND a.status = 'active'
+WHERE n.status <> 'removed'
 GROUP BY n.id
 """
 

@@ -150,6 +150,24 @@ class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
 
 
+class NodeInUse(Conflict):
+    """The node still has leases or bookings: drain it first (``?drain=true``)."""
+
+    code = "node_in_use"
+
+
+class DeviceInUse(Conflict):
+    """The device is leased or booked: move its lease first (``?drain=true``)."""
+
+    code = "device_in_use"
+
+
+class NodeStateConflict(Conflict):
+    """The node's status does not allow this now."""
+
+    code = "node_state_conflict"
+
+
 class NotSimulated(Conflict):
     """Only the simulated driver can fail devices and nodes on demand."""
 

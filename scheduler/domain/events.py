@@ -244,6 +244,68 @@ class NodeOnline(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRetired(DeviceEvent):
+    """A device was removed from service (with its node, or alone)."""
+
+    TYPE = "device.retired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceUpdated(DeviceEvent):
+    TYPE = "device.updated"
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeMaintenance(DomainEvent):
+    """Maintenance began (no new leases; running ones go on to their end) or ended."""
+
+    TYPE = "node.maintenance"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    enabled: bool
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeDraining(DomainEvent):
+    """A drain began: ``migrate`` moves every lease now, ``wait`` lets them end and moves
+    what is left at the deadline."""
+
+    TYPE = "node.draining"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    mode: str
+    deadline: datetime | None
+    remove_when_drained: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeDrained(DomainEvent):
+    TYPE = "node.drained"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRemoved(DomainEvent):
+    """A node left the fleet; its devices were retired."""
+
+    TYPE = "node.removed"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeUpdated(DomainEvent):
+    TYPE = "node.updated"
+    AGGREGATE = "node_id"
+    node_id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeRegistered(DomainEvent):
     TYPE = "node.registered"
     AGGREGATE = "node_id"

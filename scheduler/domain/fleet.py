@@ -15,8 +15,10 @@ class NodeStatus(StrEnum):
     READY = "ready"
     CORDONED = "cordoned"
     DRAINING = "draining"
+    DRAINED = "drained"
     MAINTENANCE = "maintenance"
     OFFLINE = "offline"
+    REMOVED = "removed"
 
 
 class DeviceStatus(StrEnum):
@@ -52,6 +54,27 @@ class Node:
     host: str
     created_at: datetime
     last_heartbeat_at: datetime | None = None
+    #: Why it is in maintenance, draining or removed (as the admin said).
+    status_reason: str | None = None
+    drain: Drain | None = None
+
+
+class DrainMode(StrEnum):
+    #: Leases run to their end; what is left at the deadline is moved.
+    WAIT = "wait"
+    #: Every lease is moved now.
+    MIGRATE = "migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    mode: DrainMode
+    deadline: datetime | None
+    remove_when_drained: bool = False
+
+
+#: Node statuses whose devices take no new leases and that a drain may start from.
+DRAINABLE = frozenset({"ready", "cordoned", "maintenance", "offline"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,8 @@ class Effects:
 
     resets: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     provisions: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    #: Nodes whose agent must be running (a node just registered).
+    agents: list[uuid.UUID] = field(default_factory=list)
     wake_queue: bool = False
     new_entries: bool = False
     #: The wake is for these tenants' waiters only (quota freed); empty: for any waiter.
@@ -70,6 +72,9 @@ class Effects:
 
     def reset(self, node_id: uuid.UUID, device_id: uuid.UUID) -> None:
         self.resets.append((node_id, device_id))
+
+    def start_agent(self, node_id: uuid.UUID) -> None:
+        self.agents.append(node_id)
 
     def wake(self, *, new_entries: bool = False, tenant: uuid.UUID | None = None) -> None:
         """Drain once committed: always for ``new_entries``; for ``tenant``, only if that
@@ -92,8 +97,10 @@ def by_node(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, list[uu
 async def apply_effects(
     effects: Effects, lifecycle: DeviceLifecycle, queue: QueueDispatcher
 ) -> None:
-    """Hand committed effects to the ports: one reset and one provisioning request per node
-    (provisioning is awaited), then one wake of the queue."""
+    """Hand committed effects to the ports: the agents to start, one reset and one
+    provisioning request per node (provisioning is awaited), then one wake of the queue."""
+    for node_id in effects.agents:
+        lifecycle.start_agent(node_id)
     for node_id, device_ids in by_node(effects.resets).items():
         lifecycle.request_reset(node_id, device_ids)
     for node_id, device_ids in by_node(effects.provisions).items():
@@ -166,7 +173,7 @@ async def run_unit(
         await uow.commit()
     if lifecycle is not None and queue is not None:
         await apply_effects(unit.effects, lifecycle, queue)
-    elif unit.effects.resets or unit.effects.provisions:
+    elif unit.effects.resets or unit.effects.provisions or unit.effects.agents:
         logger.error("effects of %s dropped: no ports to apply them", work)
     return result
 

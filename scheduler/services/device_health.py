@@ -103,16 +103,26 @@ async def recover_device(unit: Unit, device: Device, reason: str) -> DeviceRepor
     return DeviceReported(device.id, DeviceStatus.RESETTING.value)
 
 
-async def relocate(unit: Unit, lease: Allocation, device: Device, reason: str) -> Relocation:
-    """Move ``lease`` (held) off ``device`` to one that serves it as well, or revoke it if
-    none is free. A device left behind that is not failed is reset."""
+async def relocate(
+    unit: Unit,
+    lease: Allocation,
+    device: Device,
+    reason: str,
+    *,
+    other_node: bool = False,
+    revoke_if_stuck: bool = True,
+) -> Relocation:
+    """Move ``lease`` (held) off ``device`` to one that serves it as well (on another node
+    if ``other_node``), or, if none is free, revoke it (unless not ``revoke_if_stuck``: it
+    stays). A device left behind that is not failed is reset."""
     uow, now = unit.uow, unit.now
     node = await uow.nodes.get(device.node_id)
     replacement = await uow.devices.claim_replacement(
-        device, node.labels if node else {}, lease.expires_at, now
+        device, node.labels if node else {}, lease.expires_at, now, other_node=other_node
     )
     if replacement is None:
-        await end_lease(unit, lease, AllocationStatus.REVOKED, reason, device.node_id)
+        if revoke_if_stuck:
+            await end_lease(unit, lease, AllocationStatus.REVOKED, reason, device.node_id)
         return Relocation(lease.id, None)
     await uow.allocations.move(lease.id, device.id, replacement.id)
     await uow.devices.send_transition(
@@ -151,7 +161,7 @@ async def check_node_heartbeats(unit: Unit, offline_after: timedelta) -> tuple[i
         leases = await uow.allocations.lock_active_on(node_ids=[n.id for n in gone])
         devices = {d.id: d for d in await uow.devices.get_many([a.device_id for a in leases])}
         for lease in leases:
-            await relocate(unit, lease, devices[lease.device_id], "node_offline")
+            await relocate(unit, lease, devices[lease.device_id], "node_offline", other_node=True)
     back = await uow.nodes.mark_online(now - offline_after)
     for node in back:
         unit.emit(events.NodeOnline(occurred_at=now, node_id=node.id, status=node.status.value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.domain.fleet import Node
+from scheduler.domain.fleet import Device, Node
 from scheduler.domain.identity import TokenInfo
 from scheduler.domain.queueing import QueueEntry
 from scheduler.domain.reservations import Reservation
@@ -17,6 +17,7 @@ from scheduler.services import (
     device_health,
     extensions,
     fleet,
+    node_operations,
     queue,
     reservations,
     strategy_catalogue,
@@ -60,6 +61,15 @@ ROUTES: dict[type, Route[Any, Any]] = {
     reservations.UpdateReservation: Route(reservations.update_reservation, (Reservation,)),
     reservations.CancelReservation: Route(reservations.cancel_reservation, (Reservation,)),
     RegisterNode: Route(fleet.register_node, (Node,)),
+    node_operations.SetMaintenance: Route(node_operations.set_maintenance, (Node,)),
+    node_operations.DrainNode: Route(node_operations.drain_node, (Node,)),
+    node_operations.UpdateNode: Route(node_operations.update_node, (Node,)),
+    node_operations.RemoveNode: Route(node_operations.remove_node, (Node,)),
+    node_operations.UpdateDevice: Route(node_operations.update_device, (Device,)),
+    node_operations.RetireDevice: Route(node_operations.retire_device, (Device,)),
+    node_operations.RescheduleLease: Route(
+        node_operations.reschedule_lease, (device_health.Relocation,)
+    ),
     device_health.ReportDevice: Route(device_health.report_device, (device_health.DeviceReported,)),
     SetNodeSchedulable: Route(fleet.set_node_schedulable, (Node,)),
     AddDevices: Route(fleet.add_devices, (AddedDevices,)),

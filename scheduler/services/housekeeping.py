@@ -18,6 +18,7 @@ from scheduler.services.command_path import Unit, run_unit
 from scheduler.services.device_health import check_node_heartbeats
 from scheduler.services.extensions import warn_expiring
 from scheduler.services.leases import end_due_allocations
+from scheduler.services.node_operations import step_drains
 from scheduler.services.ports import (
     DeviceLifecycle,
     EventStream,
@@ -114,13 +115,15 @@ async def run_node_health(
     owner: str,
     offline_after: timedelta,
 ) -> tuple[int, int]:
-    """Nodes silent too long go offline (their leases relocated), and nodes heard from again
-    come back, under this second's ledger tick."""
+    """Nodes silent too long go offline (their leases relocated), nodes heard from again
+    come back, and drains move on (at their deadline), under this second's ledger tick."""
 
     async def check(unit: Unit) -> tuple[int, int]:
         if not await _claimed(unit, NODE_HEALTH_JOB, 1.0, owner):
             return 0, 0
-        return await check_node_heartbeats(unit, offline_after)
+        health = await check_node_heartbeats(unit, offline_after)
+        await step_drains(unit)
+        return health
 
     return await run_unit(uow_factory, check, now=now, lifecycle=lifecycle, queue=queue)
 

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from scheduler.bootstrap import Services
 from scheduler.domain import limits
-from scheduler.domain.fleet import NodeStatus
+from scheduler.domain.fleet import Node, NodeStatus
 from scheduler.services import device_health, fleet, statistics
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
@@ -66,7 +67,11 @@ async def list_nodes(
 
 @router.get("/{node_id}", response_model=NodeOut)
 async def get_node(node_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep) -> NodeOut:
-    node = await fleet.get_node(services.uow(), principal, node_id)
+    """The node, with its devices by status, what its leases use, and a drain's progress."""
+    return await node_out(services, await fleet.get_node(services.uow(), principal, node_id))
+
+
+async def node_out(services: Services, node: Node) -> NodeOut:
     counts = await fleet.node_device_counts(services.uow())
     totals = await statistics.node_totals(services.uow())
     return NodeOut.of(node, counts.get(node.id), totals.get(node.id))

@@ -72,6 +72,15 @@ class NodeCapacityOut(Out):
     maxDevices: int
 
 
+class DrainOut(Out):
+    """A drain under way: its mode, deadline, and the leases still on the node."""
+
+    mode: str
+    deadline: datetime | None
+    removeWhenDrained: bool
+    leasesLeft: int
+
+
 class NodeOut(Out):
     id: uuid.UUID
     name: str
@@ -87,6 +96,8 @@ class NodeOut(Out):
     usage: UsageOut = Field(default_factory=lambda: node_usage(None))
     region: str | None = None
     zone: str | None = None
+    statusReason: str | None = None
+    drain: DrainOut | None = None
 
     @classmethod
     def of(
@@ -98,6 +109,15 @@ class NodeOut(Out):
             name=n.name,
             status=n.status.value,
             usage=node_usage(totals),
+            statusReason=n.status_reason,
+            drain=DrainOut(
+                mode=n.drain.mode.value,
+                deadline=n.drain.deadline,
+                removeWhenDrained=n.drain.remove_when_drained,
+                leasesLeft=totals.leased_devices if totals else 0,
+            )
+            if n.drain
+            else None,
             region=region_of(n.labels),
             zone=zone_of(n.labels),
             labels=n.labels,

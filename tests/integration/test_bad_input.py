@@ -97,7 +97,7 @@ async def test_unknown_ids_routes_and_methods_are_404_or_405(
     assert_problem(r, 404, "node_not_found")
     r = await client.get("/scheduler/nowhere", headers=auth(token))
     assert_problem(r, 404, "not_found")
-    r = await client.delete("/scheduler/devices/allocate", headers=auth(token))
+    r = await client.put("/scheduler/devices/allocate", headers=auth(token))
     assert_problem(r, 405, "method_not_allowed")
 
 

@@ -304,3 +304,46 @@ async def test_a_simulated_device_failure_is_reported_and_recovers(
             break
         await asyncio.sleep(0.05)
     assert await _device_status(services, device) == "available"
+
+
+async def test_a_failed_devices_lease_may_move_to_a_twin_on_the_same_node(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=2)
+    grant, _ = await _lease(client, admin_token, pool)
+
+    r = await _report(client, admin_token, grant["deviceId"], "failed")
+
+    (moved,) = r.json()["leases"]
+    (twin,) = [d["id"] for d in pool.devices if d["id"] != grant["deviceId"]]
+    assert (moved["outcome"], moved["movedTo"]) == ("moved", twin)
+
+
+async def test_a_registered_node_heartbeats_until_it_is_failed_on_demand(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=0)
+    node = uuid.UUID(pool.node["id"])
+    agent: Any = services.lifecycle.agent  # type: ignore[attr-defined]
+    assert node in agent.node_ids  # registering the node started its agent
+
+    async def last_heard() -> Any:
+        (row,) = await run_sql(
+            services, "SELECT last_heartbeat_at AS at FROM nodes WHERE id = %(id)s", {"id": node}
+        )
+        return row["at"]
+
+    await agent.heartbeat()
+    heard = await last_heard()
+    assert heard is not None
+    failed = await client.post(
+        f"/scheduler/nodes/{node}/simulate", headers=auth(admin_token), json={"action": "fail"}
+    )
+    assert failed.status_code == 200, failed.text
+    await agent.heartbeat()
+    assert await last_heard() == heard  # silent
+    await client.post(
+        f"/scheduler/nodes/{node}/simulate", headers=auth(admin_token), json={"action": "recover"}
+    )
+    await agent.heartbeat()
+    assert await last_heard() > heard

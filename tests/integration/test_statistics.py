@@ -54,7 +54,8 @@ async def test_cluster_stats_equal_the_sums_of_the_records(
         services,
         "SELECT count(*) AS total, sum(cpu_cores) AS cpu, sum(memory_mb) AS mem,"
         " sum(storage_mb) AS sto, sum(max_devices) AS slots,"
-        " count(*) FILTER (WHERE status IN ('ready', 'cordoned')) AS online FROM nodes",
+        " count(*) FILTER (WHERE status IN ('ready', 'cordoned')) AS online FROM nodes"
+        " WHERE status <> 'removed'",
     )
     (leases,) = await run_sql(
         services,
