@@ -253,6 +253,15 @@ class SqlReservationRepository(SqlRepository):
             {"id": allocation_id, "now": now},
         )
 
+    async def lock_pending_on(self, device_id: uuid.UUID) -> list[Reservation]:
+        """The device's bookings not started yet, held."""
+        rows = await self._rows(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE device_id = %(id)s"
+            " AND status = 'pending' ORDER BY start_time FOR UPDATE",
+            {"id": device_id},
+        )
+        return [reservation_from_row(r) for r in rows]
+
     async def lock_starting(self, now: datetime, limit: int, grace: timedelta) -> list[Reservation]:
         """Bookings whose start has come; one whose device is still being readied waits for
         it up to ``grace`` past its start (then it is placed elsewhere or fails)."""

@@ -460,8 +460,11 @@ class ReservationActivated(ReservationEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReservationMoved(ReservationEvent):
+    """A booking moved to another device: at its start (its device was not available), or
+    at once when its device failed (no lease yet: ``allocation_id`` is null)."""
+
     TYPE = "reservation.moved"
-    allocation_id: uuid.UUID
+    allocation_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from scheduler.domain.identity import Principal, Role, require_admin
 from scheduler.services.command_path import Unit
 from scheduler.services.leases import end_lease
 from scheduler.services.ports import DeviceLifecycle, UnitOfWork
+from scheduler.services.reservations import move_bookings_off
 
 #: What a report may say of a device.
 REPORTED = ("failed", "recovered")
@@ -80,6 +81,7 @@ async def fail_device(unit: Unit, device: Device, reason: str) -> DeviceReported
         )
     )
     moved = [await relocate(unit, lease, device, "device_failed") for lease in leases]
+    await move_bookings_off(unit, device.id, "device_failed")
     return DeviceReported(device.id, DeviceStatus.FAILED.value, tuple(moved))
 
 

@@ -262,6 +262,7 @@ class QueueRepository(Protocol):
 
 
 class ReservationRepository(Protocol):
+    async def lock_pending_on(self, device_id: uuid.UUID) -> list[Reservation]: ...
     async def add(self, r: Reservation) -> None: ...
     async def get(
         self, reservation_id: uuid.UUID, scope: Scope, *, lock: bool = False

@@ -438,3 +438,38 @@ async def start_due_reservation(unit: Unit) -> tuple[Reservation, Grant | None] 
     return replace(
         started, status=ReservationStatus.ACTIVE, allocation_id=grant.allocation.id
     ), grant
+
+
+async def move_bookings_off(unit: Unit, device_id: uuid.UUID, reason: str) -> int:
+    """A failed device's bookings not started yet move at once to a matching device free for
+    their window (a booking pinned to it, or one nothing else can take, fails with
+    ``reason``); how many moved."""
+    uow, now = unit.uow, unit.now
+    reset = unit.settings.reset if unit.settings is not None else timedelta(0)
+    moved = 0
+    for booking in await uow.reservations.lock_pending_on(device_id):
+        window = (booking.start_time, booking.end_time, booking.prewarm_at)
+        try:
+            if booking.pinned:
+                raise DeviceNotSchedulable("the booked device failed")
+            new_device = await _book(
+                uow,
+                booking.requirements,
+                None,
+                window,
+                reset,
+                viewer=Scope(None, None),
+                exclude=booking.id,
+            )
+        except (ReservationConflict, DeviceNotSchedulable):
+            await uow.reservations.end(booking.id, ReservationStatus.FAILED, now, reason)
+            unit.emit(events.ReservationFailed(occurred_at=now, reason=reason, **_about(booking)))
+            continue
+        await uow.reservations.update_window(booking.id, new_device, *window)
+        unit.emit(
+            events.ReservationMoved(
+                occurred_at=now, **_about(replace(booking, device_id=new_device))
+            )
+        )
+        moved += 1
+    return moved

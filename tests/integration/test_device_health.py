@@ -347,3 +347,44 @@ async def test_a_registered_node_heartbeats_until_it_is_failed_on_demand(
     )
     await agent.heartbeat()
     assert await last_heard() > heard
+
+
+async def test_a_failed_devices_bookings_move_at_once_and_a_pinned_one_fails(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=2)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "booker")
+    start = (services.clock() + timedelta(hours=2)).isoformat()
+    by_spec = await client.post(
+        "/scheduler/reservations",
+        headers=auth(token),
+        json={"startTime": start, "durationMinutes": 30, "preferredSpecs": {"labels": pool.label}},
+    )
+    assert by_spec.status_code == 201, by_spec.text
+    booked = by_spec.json()["deviceId"]
+    later = (services.clock() + timedelta(hours=4)).isoformat()
+    pinned = await client.post(
+        "/scheduler/reservations",
+        headers=auth(token),
+        json={"startTime": later, "durationMinutes": 30, "deviceId": booked},
+    )
+    assert pinned.status_code == 201, pinned.text
+
+    await _report(client, admin_token, booked, "failed")
+
+    moved = (
+        await client.get(f"/scheduler/reservations/{by_spec.json()['id']}", headers=auth(token))
+    ).json()
+    failed = (
+        await client.get(f"/scheduler/reservations/{pinned.json()['id']}", headers=auth(token))
+    ).json()
+    assert moved["status"] == "pending" and moved["deviceId"] != booked
+    assert (failed["status"], failed["reason"]) == ("failed", "device_failed")
+    rows = await run_sql(
+        services,
+        "SELECT payload->>'deviceId' AS device FROM outbox_events"
+        " WHERE type = 'reservation.moved' AND aggregate_id = %(id)s",
+        {"id": by_spec.json()["id"]},
+    )
+    assert [r["device"] for r in rows] == [moved["deviceId"]]
