@@ -229,8 +229,13 @@ class SqlUnitOfWork:
         pipeline, self._pipeline, self._sync_point = self._pipeline, None, None
         try:
             await self._connection.execute(statement)
-        finally:
-            await pipeline.aclose()
+        except BaseException:
+            # The error of an earlier statement surfaced: closing the pipeline would raise
+            # "pipeline aborted" for the statements after it, hiding that error.
+            with contextlib.suppress(Exception):
+                await pipeline.aclose()
+            raise
+        await pipeline.aclose()
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside 'async with'"

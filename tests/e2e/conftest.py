@@ -26,6 +26,10 @@ E2E_HTTP_PORT = int(os.environ.get("PHONEFLEET_E2E_HTTP_PORT", "8740"))
 NODE_ACTOR_SHARDS = 2
 
 
+#: Silence after which the fleet takes a node offline (heartbeats every second).
+OFFLINE_AFTER_SECONDS = 8
+
+
 @dataclass
 class RunningFleet:
     api_url: str
@@ -101,6 +105,8 @@ def fleet(
         "PHONEFLEET_HTTP_PORT": str(E2E_HTTP_PORT),
         "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",
         "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
+        "PHONEFLEET_HEARTBEAT_SECONDS": "1",
+        "PHONEFLEET_NODE_OFFLINE_AFTER_SECONDS": str(OFFLINE_AFTER_SECONDS),
         "PHONEFLEET_NODE_ACTOR_SHARDS": str(NODE_ACTOR_SHARDS),
     }
     env.pop("RAY_ADDRESS", None)
