@@ -9,8 +9,10 @@ device is ``available``, five ``region`` labels spread over the nodes); a tenant
 token come through the API. The app runs in this process (httpx over ASGI, no HTTP server,
 no Ray: one in-process node agent serves every node), devices reset in no time. Measured,
 in this order: ``GET /scheduler/devices/available?limit=50``; allocate (then its release,
-not timed); a drain of ``--waiters`` queue entries that joined while the queue was held;
+not timed); a drain of ``--waiters`` queue entries;
 one heartbeat of every node (one ``UPDATE`` for all of them, as a node agent sends it).
+The drain: the entries join while every device is held ``resetting`` (by SQL), then the
+devices are freed and one drain is timed.
 Figures are p50 of ``--requests`` calls (the drain: one run; the heartbeat: p50 of 5).
 """
 
@@ -150,7 +152,7 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
                 await client.post(
                     "/scheduler/devices/release", headers=user, json={"allocationId": allocation_id}
                 )
-            drain_ms, drained = await _drain(services.queue, client, user, args.waiters)
+            drain_ms, drained = await _drain(url, services.queue, client, user, args.waiters)
         agent = services.lifecycle.agent  # type: ignore[attr-defined]
         async with services.uow() as uow:
             for node in await uow.nodes.list():
@@ -170,19 +172,20 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
 
 
 async def _drain(
-    queue: Any, client: httpx.AsyncClient, user: dict[str, str], waiters: int
+    url: str, queue: Any, client: httpx.AsyncClient, user: dict[str, str], waiters: int
 ) -> tuple[float, int]:
-    """Join ``waiters`` entries while the queue is held (no drain runs), then time one drain."""
+    """Join ``waiters`` entries while no device is free (every device resetting, by SQL),
+    free the devices again, and time one drain."""
     assert isinstance(queue, QueueDrainer)
-    held, queue.wake = queue.wake, lambda *a, **k: None  # type: ignore[method-assign]
-    try:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE devices SET status = 'resetting' WHERE status = 'available'")
         for _ in range(waiters):
             r = await client.post(
                 "/scheduler/queue/join", headers=user, json={"durationMinutes": 30}
             )
             assert r.status_code == 201, r.text
-    finally:
-        queue.wake = held  # type: ignore[method-assign]
+        await queue.idle()
+        conn.execute("UPDATE devices SET status = 'available' WHERE status = 'resetting'")
     started = time.perf_counter()
     granted = await queue.drain()
     return (time.perf_counter() - started) * 1000, granted
