@@ -16,13 +16,12 @@ from scheduler.adapters.sql_base import (
     encode_cursor,
     timestamp,
 )
-from scheduler.adapters.sql_fleet import (
-    DEVICE_COLUMNS,
+from scheduler.adapters.sql_candidates import (
     NOT_BOOKED_BEFORE_LEASE_END,
-    device_from_row,
     matching_clauses,
     tolerated,
 )
+from scheduler.adapters.sql_fleet import DEVICE_COLUMNS, device_from_row
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
 from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Scope

@@ -17,7 +17,7 @@ from scheduler.adapters.sql_base import (
     encode_cursor,
     timestamp,
 )
-from scheduler.adapters.sql_fleet import class_candidates, matching_clauses, tolerated
+from scheduler.adapters.sql_candidates import class_candidates, matching_clauses, tolerated
 from scheduler.adapters.sql_leases import scope_sql
 from scheduler.adapters.sql_queue import requirements_from_json, requirements_to_json
 from scheduler.domain.fleet import DeviceStatus, NodeStatus

@@ -13,7 +13,7 @@ import pytest
 
 from placement.greedy import rank_best_fit
 from placement.model import as_vector
-from scheduler.adapters import sql_fleet
+from scheduler.adapters import sql_candidates
 from scheduler.bootstrap import Services
 from scheduler.domain.resources import DeviceRequirements
 from tests.builders import auth, new_tenant, unique
@@ -83,14 +83,14 @@ async def test_the_sql_ranked_classes_lead_to_the_best_fit_of_all_classes(
     rng = random.Random(7)
     label = {"pool": unique("ranked")}
     tenant = await new_tenant(client, admin_token)
-    for _ in range(sql_fleet.RANKED_CLASSES * 3):
+    for _ in range(sql_candidates.RANKED_CLASSES * 3):
         await _node(client, admin, label, cpu=4, count=rng.randint(1, 6))
     await _node(client, admin, label, cpu=2, count=3)  # the one best fit (binpack)
     await _node(client, admin, label, cpu=4, count=8)  # the one emptiest node (spread)
     await client.post("/scheduler/strategy", headers=admin, json={"strategy": strategy})
     try:
         ranked = await _best_class(services, uuid.UUID(tenant["id"]), label)
-        monkeypatch.setattr(sql_fleet, "RANKED_CLASSES", 10_000)
+        monkeypatch.setattr(sql_candidates, "RANKED_CLASSES", 10_000)
         everything = await _best_class(services, uuid.UUID(tenant["id"]), label)
     finally:
         await client.post("/scheduler/strategy", headers=admin, json={"strategy": "binpack"})
