@@ -383,11 +383,12 @@ class SqlDeviceRepository(SqlRepository):
         now: datetime,
         *,
         other_node: bool,
+        preferred_node: uuid.UUID | None = None,
     ) -> Device | None:
         """Claim (``allocated``) an available device that serves a lease of ``device`` as
-        well: on a ready, untainted node (another one if ``other_node``); the same size and
-        Android version; every label the device had with its node's; free of bookings until
-        ``lease_end``."""
+        well: on a ready, untainted node (another one if ``other_node``; on
+        ``preferred_node`` if one there is free); the same size and Android version; every
+        label the device had with its node's; free of bookings until ``lease_end``."""
         row = await self._row(
             "UPDATE devices d SET status = 'allocated', status_changed_at = %(now)s"
             " WHERE d.id = (SELECT c.id FROM devices c JOIN nodes n ON n.id = c.node_id"
@@ -397,11 +398,13 @@ class SqlDeviceRepository(SqlRepository):
             " AND c.storage_mb = %(sto)s AND c.android_version = %(android)s"
             " AND (n.labels || c.labels) @> %(labels)s AND "
             + NOT_BOOKED_BEFORE_LEASE_END.replace("d.id", "c.id")
-            + " ORDER BY c.name LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
+            + " ORDER BY c.node_id IS DISTINCT FROM %(preferred)s, c.name"
+            " LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
             f" RETURNING {DEVICE_COLUMNS}",
             {
                 "node": device.node_id,
                 "other_node": other_node,
+                "preferred": preferred_node,
                 "cpu": device.spec.resources.cpu_cores,
                 "mem": device.spec.resources.memory_mb,
                 "sto": device.spec.resources.storage_mb,

@@ -113,6 +113,7 @@ async def relocate(
     *,
     other_node: bool = False,
     revoke_if_stuck: bool = True,
+    preferred_node: uuid.UUID | None = None,
 ) -> Relocation:
     """Move ``lease`` (held) off ``device`` to one that serves it as well (on another node
     if ``other_node``), or, if none is free, revoke it (unless not ``revoke_if_stuck``: it
@@ -120,7 +121,12 @@ async def relocate(
     uow, now = unit.uow, unit.now
     node = await uow.nodes.get(device.node_id)
     replacement = await uow.devices.claim_replacement(
-        device, node.labels if node else {}, lease.expires_at, now, other_node=other_node
+        device,
+        node.labels if node else {},
+        lease.expires_at,
+        now,
+        other_node=other_node,
+        preferred_node=preferred_node,
     )
     if replacement is None:
         if revoke_if_stuck:

@@ -78,6 +78,8 @@ class RetireDevice:
 class RescheduleLease:
     device_id: uuid.UUID
     reason: str | None = None
+    #: Move it to a device of this node if one there serves it.
+    preferred_node_id: uuid.UUID | None = None
 
 
 async def set_maintenance(command: SetMaintenance, unit: Unit) -> Node:
@@ -299,7 +301,12 @@ async def reschedule_lease(command: RescheduleLease, unit: Unit) -> Relocation:
     if not leases:
         raise AllocationNotFound("no lease runs on that device")
     moved = await relocate(
-        unit, leases[0], device, command.reason or "rescheduled", revoke_if_stuck=False
+        unit,
+        leases[0],
+        device,
+        command.reason or "rescheduled",
+        revoke_if_stuck=False,
+        preferred_node=command.preferred_node_id,
     )
     if moved.moved_to is None:
         raise NoCapacity("no available device serves the lease as well; it stays")

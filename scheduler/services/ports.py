@@ -137,6 +137,7 @@ class DeviceRepository(Protocol):
         now: datetime,
         *,
         other_node: bool,
+        preferred_node: uuid.UUID | None = None,
     ) -> Device | None: ...
     async def send_transition(
         self,

@@ -133,6 +133,6 @@ async def reschedule(
     """Move the lease on this device now, to a device of the same size, Android version and
     labels (the lease keeps its id, expiry and bill; ``allocation.moved``). 409
     ``no_capacity`` if none is free: unlike a failure, the lease then stays."""
-    command = RescheduleLease(device_id, body.reason)
+    command = RescheduleLease(device_id, body.reason, body.preferredNodeId)
     handled = await services.commands.handle(command, principal, key)
     return reply(handled, RescheduledOut.of(handled.result))

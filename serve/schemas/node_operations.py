@@ -65,6 +65,8 @@ class DevicePatchIn(Body):
 
 class RescheduleIn(Body):
     reason: str | None = Reason
+    #: A node to move the lease to, if one of its devices serves it (else any node).
+    preferredNodeId: uuid.UUID | None = None
 
 
 class RescheduledOut(Out):

@@ -244,3 +244,24 @@ async def test_a_lease_moves_on_request_and_stays_when_nothing_can_take_it(
     assert (await _lease_of(client, token, grant))["status"] == "active"
     nothing = await client.post(f"/scheduler/reschedule/{uuid.uuid4()}", headers=admin, json={})
     assert nothing.status_code == 404
+
+
+async def test_a_rescheduled_lease_goes_to_the_preferred_node_when_it_can(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pools = await new_spread_pool(client, admin_token, nodes=3, devices_per_node=1)
+    (grant,), _ = await _leases(client, admin_token, pools[0], 1)
+    others = [p.node["id"] for p in pools if p.node["id"] != grant["device"]["nodeId"]]
+
+    for preferred in others:
+        r = await client.post(
+            f"/scheduler/reschedule/{grant['deviceId']}",
+            headers=auth(admin_token),
+            json={"preferredNodeId": preferred},
+        )
+        assert r.status_code == 200, r.text
+        (device,) = [d for p in pools for d in p.devices if d["id"] == r.json()["movedTo"]]
+        (node,) = [p.node["id"] for p in pools if device in p.devices]
+        assert node == preferred
+        grant = {**grant, "deviceId": device["id"]}
+        await settle(services)
