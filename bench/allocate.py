@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import redis
 import uvloop
 from rich.console import Console
 from rich.progress import (
@@ -47,7 +46,7 @@ from rich.progress import (
 )
 
 from bench.request_path import markdown, report
-from bench.request_path.database import ServerUrls, fresh_database, servers
+from bench.request_path.database import ServerUrls, forget_stream, fresh_database, servers
 from bench.request_path.fleet import MAX_POOL_DEVICES, Fleet, seed_fleet
 from bench.request_path.floor import floor_workers
 from bench.request_path.http_load import http_workers, probe_health
@@ -175,14 +174,6 @@ def _settings(redis_url: str, database_url: str, args: argparse.Namespace) -> Se
     )
 
 
-def _forget_stream(url: str, stream: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.delete(stream)
-    finally:
-        client.close()
-
-
 @dataclass
 class Bench:
     """One run: the servers, the event loop and the display every mode is measured with."""
@@ -226,7 +217,7 @@ class Bench:
             with _step(self.progress, label):
                 database_url = stack.enter_context(fresh_database(self.urls.postgres))
                 settings = _settings(self.urls.redis, database_url, args)
-                stack.callback(_forget_stream, self.urls.redis, settings.events_stream)
+                stack.callback(forget_stream, self.urls.redis, settings.events_stream)
                 seeding = seed_fleet(
                     settings, args.devices, users, args.floor_devices, args.tenants
                 )

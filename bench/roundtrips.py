@@ -47,13 +47,12 @@ from typing import Any
 
 import httpx
 import psycopg
-import redis
 import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from bench.request_path.database import fresh_database, server_version, servers
+from bench.request_path.database import forget_stream, fresh_database, server_version, servers
 from bench.request_path.fleet import seed_fleet
 from bench.request_path.wire import WireCounter, WireCounts
 from scheduler.bootstrap import Services, build_services
@@ -286,14 +285,6 @@ def _settings(redis_url: str, database_url: str) -> Settings:
     )
 
 
-def _forget_stream(url: str, stream: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.delete(stream)
-    finally:
-        client.close()
-
-
 def run(args: argparse.Namespace, console: Console) -> tuple[list[Figure], dict[str, Any]]:
     """Set up a fresh database and fleet, measure, and drop everything again."""
     progress = Progress(
@@ -311,7 +302,7 @@ def run(args: argparse.Namespace, console: Console) -> tuple[list[Figure], dict[
         urls = stack.enter_context(servers(work_dir, PORTS))
         database_url = stack.enter_context(fresh_database(urls.postgres))
         settings = _settings(urls.redis, database_url)
-        stack.callback(_forget_stream, urls.redis, settings.events_stream)
+        stack.callback(forget_stream, urls.redis, settings.events_stream)
         fleet = runner.run(seed_fleet(settings, DEVICES, 1, floor_devices=2))
         progress.update(setup, completed=1)
         cycles = progress.add_task(

@@ -36,7 +36,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from bench.request_path.database import fresh_database, servers
+from bench.request_path.database import forget_stream, fresh_database, servers
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.services.queue_dispatch import QueueDrainer
@@ -162,6 +162,7 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
         heartbeat_ms = await _p50(5, agent.heartbeat)
     finally:
         await services.close()
+        forget_stream(redis_url, settings.events_stream)
     return FleetFigures(
         nodes,
         nodes * args.devices_per_node,

@@ -114,3 +114,12 @@ def server_version(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"
+
+
+def forget_stream(url: str, stream: str) -> None:
+    """Delete a run's events stream from the Redis of ``url``."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete(stream)
+    finally:
+        client.close()

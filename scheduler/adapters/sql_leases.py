@@ -80,6 +80,19 @@ GRANT_OR_REFUSE = (
 )
 
 
+def _grant_params(lease: PendingLease, device_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    """The parameters of ``GRANT`` and ``GRANT_OR_REFUSE``."""
+    return {
+        "ids": list(device_ids),
+        "id": lease.id,
+        "tenant_id": lease.tenant_id,
+        "user_id": lease.user_id,
+        "at": lease.allocated_at,
+        "expires_at": lease.expires_at,
+        "lease_end": lease.expires_at,
+    }
+
+
 def allocation_from_row(row: Row) -> Allocation:
     return Allocation(
         id=row["id"],
@@ -120,18 +133,7 @@ class SqlAllocationRepository(SqlRepository):
                 return None
             batch = CLAIM_BATCHES[min(attempt, len(CLAIM_BATCHES) - 1)]
             ids, start = list(ranked_device_ids[start : start + batch]), start + batch
-            row = await self._row(
-                GRANT,
-                {
-                    "ids": ids,
-                    "id": lease.id,
-                    "tenant_id": lease.tenant_id,
-                    "user_id": lease.user_id,
-                    "at": lease.allocated_at,
-                    "expires_at": lease.expires_at,
-                    "lease_end": lease.expires_at,
-                },
-            )
+            row = await self._row(GRANT, _grant_params(lease, ids))
             if row is not None:
                 return device_from_row(row), bool(row["granted"])
         raise AssertionError("unreachable")
@@ -145,16 +147,7 @@ class SqlAllocationRepository(SqlRepository):
         ``ClaimContended`` (every device was taken) or ``QuotaExceeded``."""
         with translate_db_errors():
             cursor = await self._connection.execute(
-                GRANT_OR_REFUSE,
-                {
-                    "ids": list(device_ids),
-                    "id": lease.id,
-                    "tenant_id": lease.tenant_id,
-                    "user_id": lease.user_id,
-                    "at": lease.allocated_at,
-                    "expires_at": lease.expires_at,
-                    "lease_end": lease.expires_at,
-                },
+                GRANT_OR_REFUSE, _grant_params(lease, device_ids)
             )
 
         async def granted_device() -> uuid.UUID:

@@ -9,6 +9,12 @@ from placement.problem import Strategy
 from scheduler.adapters.sql_base import Row, SqlRepository
 from scheduler.domain.strategies import Activation, StrategyDefinition
 
+#: Make strategy ``%(id)s``'s type and weights the placement settings.
+TO_SETTINGS = (
+    "UPDATE scheduler_config SET strategy = s.type, strategy_weights = s.weights,"
+    " updated_at = %(now)s FROM strategies s WHERE s.id = %(id)s"
+)
+
 
 def strategy_from_row(row: Row) -> StrategyDefinition:
     fit, balance, node = row["weights"]
@@ -75,9 +81,7 @@ class SqlStrategyRepository(SqlRepository):
             },
         )
         await self._send(
-            "UPDATE scheduler_config SET strategy = s.type, strategy_weights = s.weights,"
-            " updated_at = %(at)s FROM strategies s WHERE s.id = %(id)s AND s.is_active",
-            {"id": strategy.id, "at": strategy.updated_at},
+            TO_SETTINGS + " AND s.is_active", {"id": strategy.id, "now": strategy.updated_at}
         )
 
     async def delete(self, strategy_id: uuid.UUID) -> None:
@@ -104,11 +108,7 @@ class SqlStrategyRepository(SqlRepository):
             " WHERE id = %(id)s AND NOT is_active",
             params,
         )
-        await self._send(
-            "UPDATE scheduler_config SET strategy = s.type, strategy_weights = s.weights,"
-            " updated_at = %(now)s FROM strategies s WHERE s.id = %(id)s",
-            params,
-        )
+        await self._send(TO_SETTINGS, params)
         await self._send(
             "INSERT INTO strategy_activations (strategy_id, name, type, activated_at,"
             " activated_by) SELECT id, name, type, %(now)s, %(by)s FROM strategies"

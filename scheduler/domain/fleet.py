@@ -73,10 +73,6 @@ class Drain:
     remove_when_drained: bool = False
 
 
-#: Node statuses whose devices take no new leases and that a drain may start from.
-DRAINABLE = frozenset({"ready", "cordoned", "maintenance", "offline"})
-
-
 @dataclass(frozen=True, slots=True)
 class DeviceSpec:
     resources: Resources

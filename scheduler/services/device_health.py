@@ -6,6 +6,7 @@ before it is leased again, and a node heard from again gets its status back."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -154,6 +155,13 @@ async def relocate(
     return Relocation(lease.id, replacement.id)
 
 
+async def move_off_their_nodes(unit: Unit, leases: Sequence[Allocation], reason: str) -> None:
+    """Relocate ``leases`` (held) to devices of other nodes (or revoke them)."""
+    devices = {d.id: d for d in await unit.uow.devices.get_many([a.device_id for a in leases])}
+    for lease in leases:
+        await relocate(unit, lease, devices[lease.device_id], reason, other_node=True)
+
+
 async def check_node_heartbeats(unit: Unit, offline_after: timedelta) -> tuple[int, int]:
     """Nodes silent for ``offline_after`` go offline, their leases relocated; offline nodes
     heard from within it come back. How many went offline and came back."""
@@ -167,9 +175,7 @@ async def check_node_heartbeats(unit: Unit, offline_after: timedelta) -> tuple[i
         )
     if gone:
         leases = await uow.allocations.lock_active_on(node_ids=[n.id for n in gone])
-        devices = {d.id: d for d in await uow.devices.get_many([a.device_id for a in leases])}
-        for lease in leases:
-            await relocate(unit, lease, devices[lease.device_id], "node_offline", other_node=True)
+        await move_off_their_nodes(unit, leases, "node_offline")
     back = await uow.nodes.mark_online(now - offline_after)
     for node in back:
         unit.emit(events.NodeOnline(occurred_at=now, node_id=node.id, status=node.status.value))

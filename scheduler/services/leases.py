@@ -160,6 +160,7 @@ async def end_lease(
         node_id = device.node_id if device else None
     else:
         await uow.devices.send_transition(*moved)  # the node resets it only if it moved
+    shown_node = node_id or uuid.UUID(int=0)  # none: its device did not move to resetting
     unit.emit(
         events.ENDED_EVENT[status.value](
             occurred_at=now,
@@ -173,18 +174,14 @@ async def end_lease(
             usage_record_id=record.id,
         ),
         events.DeviceResetStarted(
-            occurred_at=now, device_id=allocation.device_id, node_id=node_id or uuid.UUID(int=0)
+            occurred_at=now, device_id=allocation.device_id, node_id=shown_node
         ),
     )
     if node_id is not None:
         unit.effects.reset(node_id, allocation.device_id)
     unit.effects.wake(tenant=allocation.tenant_id)  # its freed quota may admit its waiters
     return Release(
-        allocation.id,
-        allocation.device_id,
-        node_id or uuid.UUID(int=0),
-        record.duration_seconds,
-        record.id,
+        allocation.id, allocation.device_id, shown_node, record.duration_seconds, record.id
     )
 
 

@@ -19,11 +19,19 @@ from scheduler.domain.errors import (
     NodeNotFound,
     NodeStateConflict,
 )
-from scheduler.domain.fleet import Device, Drain, DrainMode, Node, NodeCapacity, NodeStatus
+from scheduler.domain.fleet import (
+    Device,
+    DeviceStatus,
+    Drain,
+    DrainMode,
+    Node,
+    NodeCapacity,
+    NodeStatus,
+)
 from scheduler.domain.identity import require_admin
 from scheduler.domain.resources import Resources, Taint
 from scheduler.services.command_path import Unit
-from scheduler.services.device_health import Relocation, relocate
+from scheduler.services.device_health import Relocation, move_off_their_nodes, relocate
 
 #: Statuses a node may go into maintenance or start a drain from.
 OPERATIONAL = frozenset({NodeStatus.READY, NodeStatus.CORDONED, NodeStatus.MAINTENANCE})
@@ -153,9 +161,7 @@ async def step_drain(unit: Unit, node: Node) -> Node:
     )
     leases = await uow.allocations.lock_active_on(node_ids=[node.id])
     if leases and due:
-        devices = {d.id: d for d in await uow.devices.get_many([a.device_id for a in leases])}
-        for lease in leases:
-            await relocate(unit, lease, devices[lease.device_id], "node_drained", other_node=True)
+        await move_off_their_nodes(unit, leases, "node_drained")
         leases = []
     if leases:
         return node
@@ -264,7 +270,7 @@ async def retire_device(command: RetireDevice, unit: Unit) -> Device:
     require_admin(unit.principal)
     uow = unit.uow
     device = await uow.devices.get(command.device_id)
-    if device is None or device.status.value == "retired":
+    if device is None or device.status is DeviceStatus.RETIRED:
         raise DeviceNotFound()
     leases = await uow.allocations.lock_active_on(device_ids=[device.id])
     _, bookings = await uow.devices.holdings(device.id)
