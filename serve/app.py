@@ -15,9 +15,11 @@ from serve.routes import (
     config,
     devices,
     health,
+    jobs,
     nodes,
     operations,
     queue,
+    rebalance,
     reservations,
     schedule,
     stats,
@@ -50,6 +52,8 @@ def create_app(services: Services) -> FastAPI:
         strategies.router,
         schedule.router,
         reservations.router,
+        jobs.router,
+        rebalance.router,
     ):
         app.include_router(router)
     return app

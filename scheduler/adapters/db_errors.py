@@ -22,6 +22,7 @@ CONSTRAINT_ERRORS: dict[str, type[errors.SchedulerError]] = {
     "strategies_name_unique_v1": errors.AlreadyExists,
     "strategies_one_active_v1": errors.ConcurrentUpdate,
     "strategies_exactly_one_active_v1": errors.StrategyActive,
+    "jobs_one_running_rebalance_v1": errors.RebalanceInProgress,
 }
 
 CONSTRAINT_DETAILS = {
@@ -30,6 +31,7 @@ CONSTRAINT_DETAILS = {
     "usage_records_one_per_allocation_v1": "the allocation has already ended",
     "strategies_name_unique_v1": "a strategy with that name exists",
     "strategies_exactly_one_active_v1": "exactly one strategy must stay active",
+    "jobs_one_running_rebalance_v1": "a rebalance is running; start another once it is done",
 }
 
 

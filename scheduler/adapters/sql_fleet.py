@@ -384,16 +384,19 @@ class SqlDeviceRepository(SqlRepository):
         *,
         other_node: bool,
         preferred_node: uuid.UUID | None = None,
+        only: uuid.UUID | None = None,
     ) -> Device | None:
         """Claim (``allocated``) an available device that serves a lease of ``device`` as
         well: on a ready, untainted node (another one if ``other_node``; on
         ``preferred_node`` if one there is free); the same size and Android version; every
-        label the device had with its node's; free of bookings until ``lease_end``."""
+        label the device had with its node's; free of bookings until ``lease_end``. With
+        ``only``, that device or none."""
         row = await self._row(
             "UPDATE devices d SET status = 'allocated', status_changed_at = %(now)s"
             " WHERE d.id = (SELECT c.id FROM devices c JOIN nodes n ON n.id = c.node_id"
             " WHERE c.status = 'available' AND n.status = 'ready' AND n.taints = '[]'::jsonb"
             " AND (NOT %(other_node)s OR c.node_id <> %(node)s)"
+            " AND (%(only)s::uuid IS NULL OR c.id = %(only)s)"
             " AND c.cpu_cores = %(cpu)s AND c.memory_mb = %(mem)s"
             " AND c.storage_mb = %(sto)s AND c.android_version = %(android)s"
             " AND (n.labels || c.labels) @> %(labels)s AND "
@@ -405,6 +408,7 @@ class SqlDeviceRepository(SqlRepository):
                 "node": device.node_id,
                 "other_node": other_node,
                 "preferred": preferred_node,
+                "only": only,
                 "cpu": device.spec.resources.cpu_cores,
                 "mem": device.spec.resources.memory_mb,
                 "sto": device.spec.resources.storage_mb,
@@ -471,6 +475,13 @@ class SqlDeviceRepository(SqlRepository):
             f"SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.status <> 'retired' ORDER BY d.name"
         )
         return [device_from_row(r) for r in rows]
+
+    async def booked(self) -> set[uuid.UUID]:
+        """Devices with a booking still to come (a rebalance keeps leases off them)."""
+        rows = await self._rows(
+            "SELECT DISTINCT device_id FROM reservations WHERE status = 'pending'"
+        )
+        return {r["device_id"] for r in rows}
 
     async def in_status(
         self, node_ids: Sequence[uuid.UUID], statuses: Sequence[DeviceStatus]

@@ -207,6 +207,18 @@ class SqlAllocationRepository(SqlRepository):
         )
         return [allocation_from_row(r) for r in rows]
 
+    async def movable(self, ends_after: datetime) -> list[Allocation]:
+        """Active leases a rebalance may move: on an allocated device of a ready node, not
+        marked for revocation, ending after ``ends_after``."""
+        rows = await self._rows(
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
+            " AND revoke_at IS NULL AND expires_at > %(ends_after)s AND device_id IN"
+            " (SELECT d.id FROM devices d JOIN nodes n ON n.id = d.node_id"
+            " WHERE d.status = 'allocated' AND n.status = 'ready') ORDER BY allocated_at, id",
+            {"ends_after": ends_after},
+        )
+        return [allocation_from_row(r) for r in rows]
+
     async def move(
         self, allocation_id: uuid.UUID, from_device: uuid.UUID, to_device: uuid.UUID
     ) -> None:

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
+from scheduler.adapters.sql_job_records import SqlJobRepository
 from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository, SqlSchedulerConfig
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
 from scheduler.adapters.sql_queue import SqlQueueRepository
@@ -197,7 +198,8 @@ class SqlUnitOfWork:
         self.reservations = SqlReservationRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
-        self.jobs = SqlJobLedger(connection)
+        self.ticks = SqlJobLedger(connection)
+        self.jobs = SqlJobRepository(connection)
         self.config = SqlSchedulerConfig(connection)
         self.stats = SqlStatsRepository(connection)
         self.strategies = SqlStrategyRepository(connection)

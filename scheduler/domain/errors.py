@@ -62,6 +62,12 @@ class TokenNotFound(NotFound):
     code = "token_not_found"
 
 
+class JobNotFound(NotFound):
+    """No such job exists."""
+
+    code = "job_not_found"
+
+
 class Conflict(SchedulerError):
     """The request conflicts with the current state."""
 
@@ -178,6 +184,12 @@ class StrategyActive(Conflict):
     """The active strategy cannot be deleted; activate another first."""
 
     code = "strategy_active"
+
+
+class RebalanceInProgress(Conflict):
+    """A rebalance is running; start another once it is done (``GET /scheduler/jobs``)."""
+
+    code = "rebalance_in_progress"
 
 
 class ClaimContended(ConcurrentUpdate):

@@ -136,6 +136,44 @@ class AllocationMoved(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceStarted(DomainEvent):
+    """A rebalance began moving leases (each move is an ``allocation.moved``, reason
+    ``rebalance``); the objective is the strategy's score before and planned after."""
+
+    TYPE = "rebalance.started"
+    AGGREGATE = "job_id"
+    job_id: uuid.UUID
+    strategy: str
+    moves: int
+    objective_before: int
+    objective_after: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceCompleted(DomainEvent):
+    """A rebalance ran every planned move: ``moved`` of them, ``skipped`` (their lease ended
+    or their target was taken meanwhile)."""
+
+    TYPE = "rebalance.completed"
+    AGGREGATE = "job_id"
+    job_id: uuid.UUID
+    moved: int
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebalanceFailed(DomainEvent):
+    """A rebalance stopped on an error (``message``); the moves it made stay made."""
+
+    TYPE = "rebalance.failed"
+    AGGREGATE = "job_id"
+    job_id: uuid.UUID
+    moved: int
+    skipped: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AllocationExtended(DomainEvent):
     TYPE = "allocation.extended"
     AGGREGATE = "allocation_id"

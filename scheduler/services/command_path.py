@@ -216,8 +216,10 @@ class Handled(Generic[R]):
 
 def fingerprint(command: object) -> str:
     """A stable hash of a command: its type and its values in canonical JSON, so a retry
-    matches however its body was written."""
-    body = json.dumps(codec.dump(command), sort_keys=True, separators=(",", ":"))
+    matches however its body was written. A command carrying what was computed for it (a
+    rebalance's plan) is identified by what was asked (its ``asked()``)."""
+    asked = command.asked() if hasattr(command, "asked") else command
+    body = json.dumps(codec.dump(asked), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{type(command).__name__}\n{body}".encode()).hexdigest()
 
 

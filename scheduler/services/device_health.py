@@ -115,10 +115,11 @@ async def relocate(
     other_node: bool = False,
     revoke_if_stuck: bool = True,
     preferred_node: uuid.UUID | None = None,
+    only: uuid.UUID | None = None,
 ) -> Relocation:
     """Move ``lease`` (held) off ``device`` to one that serves it as well (on another node
-    if ``other_node``), or, if none is free, revoke it (unless not ``revoke_if_stuck``: it
-    stays). A device left behind that is not failed is reset."""
+    if ``other_node``; to ``only`` if given), or, if none is free, revoke it (unless not
+    ``revoke_if_stuck``: it stays). A device left behind that is not failed is reset."""
     uow, now = unit.uow, unit.now
     node = await uow.nodes.get(device.node_id)
     replacement = await uow.devices.claim_replacement(
@@ -128,6 +129,7 @@ async def relocate(
         now,
         other_node=other_node,
         preferred_node=preferred_node,
+        only=only,
     )
     if replacement is None:
         if revoke_if_stuck:

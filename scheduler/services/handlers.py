@@ -19,6 +19,7 @@ from scheduler.services import (
     fleet,
     node_operations,
     queue,
+    rebalancing,
     reservations,
     strategy_catalogue,
     tenancy,
@@ -70,6 +71,7 @@ ROUTES: dict[type, Route[Any, Any]] = {
     node_operations.RescheduleLease: Route(
         node_operations.reschedule_lease, (device_health.Relocation,)
     ),
+    rebalancing.StartRebalance: Route(rebalancing.start_rebalance, (rebalancing.RebalanceStarted,)),
     device_health.ReportDevice: Route(device_health.report_device, (device_health.DeviceReported,)),
     SetNodeSchedulable: Route(fleet.set_node_schedulable, (Node,)),
     AddDevices: Route(fleet.add_devices, (AddedDevices,)),

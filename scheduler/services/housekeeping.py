@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+from scheduler.domain.errors import InfrastructureError
 from scheduler.services.allocations import next_expiry
 from scheduler.services.command_path import Unit, run_unit
 from scheduler.services.device_health import check_node_heartbeats
@@ -26,6 +30,7 @@ from scheduler.services.ports import (
     UnitOfWorkFactory,
 )
 from scheduler.services.queue import time_out_overdue_entries
+from scheduler.services.rebalancing import fail_job, running_rebalances, step_rebalance
 from scheduler.services.reservations import (
     prewarm_devices,
     send_reminders,
@@ -70,7 +75,7 @@ async def relay_outbox(
     marking its batch leaves it to the next one after ``RELAY_TAKEOVER``.
     """
     async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(RELAY_JOB, tick_of(now, interval_seconds), owner, now):
+        if not await uow.ticks.claim_tick(RELAY_JOB, tick_of(now, interval_seconds), owner, now):
             return 0
         batch = await uow.outbox.claim_unrelayed(limit, now, RELAY_TAKEOVER)
         await uow.commit()
@@ -84,7 +89,9 @@ async def relay_outbox(
 
 
 async def _claimed(unit: Unit, job: str, interval_seconds: float, owner: str) -> bool:
-    return await unit.uow.jobs.claim_tick(job, tick_of(unit.now, interval_seconds), owner, unit.now)
+    return await unit.uow.ticks.claim_tick(
+        job, tick_of(unit.now, interval_seconds), owner, unit.now
+    )
 
 
 async def run_expiry(
@@ -126,6 +133,44 @@ async def run_node_health(
         return health
 
     return await run_unit(uow_factory, check, now=now, lifecycle=lifecycle, queue=queue)
+
+
+async def run_rebalances(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
+    *,
+    now: datetime,
+    budget_seconds: float,
+) -> tuple[int, bool]:
+    """The next moves of the running rebalance jobs, one transaction each (the job's row
+    held, its progress written with the move), for about ``budget_seconds``: how many ran,
+    and whether moves are left."""
+    async with uow_factory() as uow:
+        jobs = await running_rebalances(uow)
+    deadline = time.monotonic() + budget_seconds
+    steps = 0
+    for job_id in jobs:
+
+        async def step(unit: Unit, job_id: uuid.UUID = job_id) -> bool:
+            return await step_rebalance(unit, job_id)
+
+        while True:
+            if time.monotonic() >= deadline:
+                return steps, True
+            try:
+                if not await run_unit(uow_factory, step, now=now, lifecycle=lifecycle, queue=queue):
+                    break
+            except InfrastructureError:
+                raise  # the database is away: the next tick goes on from the same move
+            except Exception as error:
+                # A move that fails with anything else would fail at every tick: the job
+                # stops, saying why, and its moves so far stay done.
+                logger.exception("rebalance job %s failed", job_id)
+                await run_unit(uow_factory, partial(fail_job, job_id=job_id, error=error), now=now)
+                break
+            steps += 1
+    return steps, False
 
 
 async def run_queue_timeouts(uow_factory: UnitOfWorkFactory, *, now: datetime, owner: str) -> int:
@@ -196,9 +241,9 @@ async def prune_ledger(
     """Forget old job ticks, idempotency keys (a retry after that runs the command again)
     and relayed events (an event not yet relayed is kept however old)."""
     async with uow_factory() as uow:
-        if not await uow.jobs.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
+        if not await uow.ticks.claim_tick(PRUNE_JOB, tick_of(now, PRUNE_EVERY_SECONDS), owner, now):
             return 0
-        pruned = await uow.jobs.prune(now - timedelta(seconds=retention_seconds))
+        pruned = await uow.ticks.prune(now - timedelta(seconds=retention_seconds))
         pruned += await uow.idempotency.prune(now - idempotency_retention)
         pruned += await uow.outbox.prune(now - outbox_retention)
         await uow.commit()
@@ -215,6 +260,8 @@ class HousekeeperConfig:
     outbox_retention_hours: float = 72.0
     idempotency_retention_hours: float = 24.0
     node_offline_after_seconds: float = 30.0
+    #: Time per tick the housekeeper gives the moves of rebalance jobs.
+    job_seconds_per_tick: float = 0.25
 
 
 class Housekeeper:
@@ -247,6 +294,8 @@ class Housekeeper:
         self.activated_total = 0
         self.offline_total = 0
         self.online_total = 0
+        self.rebalance_moves_total = 0
+        self._jobs_left = False
 
     async def tick(self, now: datetime) -> None:
         """Run whatever is due; each job fails alone and is retried next tick."""
@@ -289,6 +338,18 @@ class Housekeeper:
             self.online_total += back
         except Exception:
             logger.exception("node heartbeat check failed")
+        try:
+            steps, self._jobs_left = await run_rebalances(
+                self._uow_factory,
+                self._lifecycle,
+                self._queue,
+                now=now,
+                budget_seconds=self._config.job_seconds_per_tick,
+            )
+            self.rebalance_moves_total += steps
+        except Exception:
+            self._jobs_left = False
+            logger.exception("rebalance jobs failed")
         try:
             await run_expiry_warnings(
                 self._uow_factory,
@@ -335,7 +396,10 @@ class Housekeeper:
             await asyncio.gather(self._relay, return_exceptions=True)
 
     def seconds_until_next(self, now: datetime) -> float:
-        """Sleep until the next lease or queue deadline is due, never past the relay interval."""
+        """Sleep until the next lease or queue deadline is due, never past the relay interval;
+        not at all while a job has moves left."""
+        if self._jobs_left:
+            return 0.0
         wait = self._config.relay_seconds
         for due in (self._next_expiry, self._next_deadline, self._next_booking):
             if due is not None:

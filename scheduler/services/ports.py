@@ -16,6 +16,7 @@ from scheduler.domain.allocations import Allocation, AllocationStatus, UsageReco
 from scheduler.domain.events import DomainEvent, EventRecord
 from scheduler.domain.fleet import Device, DeviceStatus, Drain, Node, NodeStatus
 from scheduler.domain.identity import Credential, Principal, Role, Scope, TokenInfo
+from scheduler.domain.jobs import Job, JobError, JobStatus
 from scheduler.domain.queueing import QueueEntry, QueueStatus, WaitView
 from scheduler.domain.rate_limits import RateLimit, RateVerdict
 from scheduler.domain.reservations import Reservation, ReservationStatus
@@ -138,6 +139,7 @@ class DeviceRepository(Protocol):
         *,
         other_node: bool,
         preferred_node: uuid.UUID | None = None,
+        only: uuid.UUID | None = None,
     ) -> Device | None: ...
     async def send_transition(
         self,
@@ -150,6 +152,7 @@ class DeviceRepository(Protocol):
         self, labels: dict[str, str], limit: int, cursor: str | None
     ) -> Page[Device]: ...
     async def occupying(self) -> list[Device]: ...
+    async def booked(self) -> set[uuid.UUID]: ...
     async def shapes(self) -> list[Device]:
         """One device per node and distinct spec, among those not retired."""
         ...
@@ -189,6 +192,7 @@ class AllocationRepository(Protocol):
     async def lock_active_on(
         self, *, device_ids: Sequence[uuid.UUID] = (), node_ids: Sequence[uuid.UUID] = ()
     ) -> list[Allocation]: ...
+    async def movable(self, ends_after: datetime) -> list[Allocation]: ...
     async def move(
         self, allocation_id: uuid.UUID, from_device: uuid.UUID, to_device: uuid.UUID
     ) -> None: ...
@@ -401,6 +405,48 @@ class JobLedger(Protocol):
     async def prune(self, before: datetime) -> int: ...
 
 
+class JobRepository(Protocol):
+    """Records of long-running background jobs: their work items, progress and outcome."""
+
+    async def add(self, job: Job) -> None: ...
+    async def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
+        """The job (``lock``: its row held until the transaction ends)."""
+        ...
+
+    async def list(
+        self, kind: str | None, status: JobStatus | None, limit: int, cursor: str | None
+    ) -> Page[Job]:
+        """Newest first, without their work items (``get`` reads them)."""
+        ...
+
+    async def running(self, kind: str, limit: int) -> list[Job]:
+        """The oldest running jobs of ``kind`` nobody else holds, their rows held until the
+        transaction ends (two workers never take one job)."""
+        ...
+
+    async def advance(
+        self,
+        job_id: uuid.UUID,
+        *,
+        done: int,
+        counts: Mapping[str, int],
+        new_errors: Sequence[JobError],
+        now: datetime,
+    ) -> None:
+        """Set its progress and counts, and append ``new_errors`` to its errors."""
+        ...
+
+    async def finish(
+        self,
+        job_id: uuid.UUID,
+        *,
+        status: JobStatus,
+        result: Mapping[str, Any] | None,
+        message: str | None,
+        now: datetime,
+    ) -> None: ...
+
+
 class SchedulerConfig(Protocol):
     async def strategy(self) -> str: ...
     async def strategy_weights(self) -> tuple[int, int, int] | None: ...
@@ -442,7 +488,8 @@ class UnitOfWork(Protocol):
     reservations: ReservationRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
-    jobs: JobLedger
+    ticks: JobLedger
+    jobs: JobRepository
     config: SchedulerConfig
     stats: StatsRepository
     strategies: StrategyRepository

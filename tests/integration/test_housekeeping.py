@@ -79,7 +79,7 @@ async def test_a_job_tick_is_claimed_once(services: Services) -> None:
 
     async def claim(owner: str) -> bool:
         async with services.uow() as uow:
-            won = await uow.jobs.claim_tick("test-job", tick, owner, now)
+            won = await uow.ticks.claim_tick("test-job", tick, owner, now)
             await asyncio.sleep(0.05)
             await uow.commit()
             return won
