@@ -184,6 +184,17 @@ async def run_sql(services: Any, query: str, params: dict[str, Any] | None = Non
         return list(rows)
 
 
+async def outbox_payloads(services: Any, kind: str, aggregate_id: str) -> list[Any]:
+    """The payloads of the outbox events of type ``kind`` about ``aggregate_id``, in order."""
+    rows = await run_sql(
+        services,
+        "SELECT payload FROM outbox_events WHERE type = %(t)s AND aggregate_id = %(a)s"
+        " ORDER BY seq",
+        {"t": kind, "a": str(aggregate_id)},
+    )
+    return [r["payload"] for r in rows]
+
+
 async def force_due(services: Any, allocation_ids: list[Any]) -> None:
     """Make leases due now, as if their time had run out (started an hour earlier)."""
     await run_sql(

@@ -24,6 +24,7 @@ from tests.builders import (
     new_spread_pool,
     new_tenant,
     new_token,
+    outbox_payloads,
     run_sql,
     settle,
 )
@@ -56,16 +57,6 @@ async def _device_status(services: Services, device_id: str) -> str:
     return str(row["status"])
 
 
-async def _events(services: Services, kind: str, allocation_id: str) -> list[dict[str, Any]]:
-    rows = await run_sql(
-        services,
-        "SELECT payload FROM outbox_events WHERE type = %(type)s"
-        " AND payload->>'allocationId' = %(id)s",
-        {"type": kind, "id": allocation_id},
-    )
-    return [r["payload"] for r in rows]
-
-
 async def test_a_failed_devices_lease_moves_to_a_twin_keeping_its_id_expiry_and_bill(
     client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
@@ -84,7 +75,7 @@ async def test_a_failed_devices_lease_moves_to_a_twin_keeping_its_id_expiry_and_
     assert lease["deviceId"] == moved["movedTo"] != old
     assert (lease["status"], lease["expiresAt"]) == ("active", grant["expiresAt"])
     assert await _device_status(services, old) == "failed"
-    (event,) = await _events(services, "allocation.moved", grant["allocationId"])
+    (event,) = await outbox_payloads(services, "allocation.moved", grant["allocationId"])
     assert (event["fromDeviceId"], event["toDeviceId"]) == (old, moved["movedTo"])
     (twin,) = [d for d in first.devices + second.devices if d["id"] != old]
     assert event["toAdb"] == f"{twin['adbHost']}:{twin['adbPort']}"
@@ -247,7 +238,7 @@ async def test_a_silent_node_goes_offline_its_leases_move_and_it_comes_back_as_i
         await client.get(f"/scheduler/allocations/{grant['allocationId']}", headers=auth(token))
     ).json()
     assert lease["status"] == "active" and lease["deviceId"] != grant["deviceId"]
-    (moved,) = await _events(services, "allocation.moved", grant["allocationId"])
+    (moved,) = await outbox_payloads(services, "allocation.moved", grant["allocationId"])
     assert moved["reason"] == "node_offline"
 
     await run_sql(

@@ -22,6 +22,7 @@ from tests.builders import (
     new_spread_pool,
     new_tenant,
     new_token,
+    outbox_payloads,
     run_sql,
     settle,
 )
@@ -47,15 +48,6 @@ async def _leases(
 async def _lease_of(client: httpx.AsyncClient, token: str, grant: dict[str, Any]) -> Any:
     r = await client.get(f"/scheduler/allocations/{grant['allocationId']}", headers=auth(token))
     return r.json()
-
-
-async def _event_count(services: Services, kind: str, aggregate: str) -> int:
-    rows = await run_sql(
-        services,
-        "SELECT count(*) AS n FROM outbox_events WHERE type = %(t)s AND aggregate_id = %(a)s",
-        {"t": kind, "a": aggregate},
-    )
-    return int(rows[0]["n"])
 
 
 async def test_maintenance_keeps_running_leases_and_takes_no_new_ones(
@@ -86,7 +78,7 @@ async def test_maintenance_keeps_running_leases_and_takes_no_new_ones(
         "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
     )
     assert again.status_code == 201
-    assert await _event_count(services, "node.maintenance", pool.node["id"]) == 2
+    assert len(await outbox_payloads(services, "node.maintenance", pool.node["id"])) == 2
 
 
 async def test_a_migrate_drain_moves_every_lease_at_once_and_the_node_is_drained(
@@ -109,7 +101,7 @@ async def test_a_migrate_drain_moves_every_lease_at_once_and_the_node_is_drained
         assert lease["deviceId"] not in {
             d["id"] for d in (first if first.node["id"] == busy else second).devices
         }
-    assert await _event_count(services, "node.drained", busy) == 1
+    assert len(await outbox_payloads(services, "node.drained", busy)) == 1
 
 
 async def test_a_wait_drain_lets_leases_run_and_moves_what_is_left_at_its_deadline(
@@ -199,7 +191,7 @@ async def test_a_node_in_use_is_removed_only_after_its_drain(
     )
     assert device["status"] == "retired"
     assert (await _lease_of(client, token, grant))["status"] == "active"  # moved, not lost
-    assert await _event_count(services, "node.removed", node) == 1
+    assert len(await outbox_payloads(services, "node.removed", node)) == 1
     gone = await client.get(f"/scheduler/nodes/{node}/usage-trend", headers=admin)
     assert gone.status_code == 200  # its history stays readable
 

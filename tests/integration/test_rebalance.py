@@ -23,6 +23,7 @@ from tests.builders import (
     new_spread_pool,
     new_tenant,
     new_token,
+    outbox_payloads,
     run_sql,
     settle,
     unique,
@@ -71,15 +72,6 @@ async def _device_of(client: httpx.AsyncClient, token: str, grant: dict[str, Any
     r = await client.get(f"/scheduler/allocations/{grant['allocationId']}", headers=auth(token))
     assert r.json()["status"] == "active"
     return str(r.json()["deviceId"])
-
-
-async def _events(services: Services, kind: str, aggregate: str) -> list[dict[str, Any]]:
-    rows = await run_sql(
-        services,
-        "SELECT payload FROM outbox_events WHERE type = %(t)s AND aggregate_id = %(a)s",
-        {"t": kind, "a": aggregate},
-    )
-    return [r["payload"] for r in rows]
 
 
 async def test_a_dry_run_plans_spreading_moves_and_moves_nothing(
@@ -131,14 +123,14 @@ async def test_an_executed_rebalance_is_a_job_that_moves_each_lease_once(
         device = await _device_of(client, token, grant)
         assert (device in second_devices) == (grant["allocationId"] in moved)
     for move in plan["moves"]:
-        (event,) = await _events(services, "allocation.moved", move["allocationId"])
+        (event,) = await outbox_payloads(services, "allocation.moved", move["allocationId"])
         assert event["reason"] == "rebalance" and event["toDeviceId"] == move["toDeviceId"]
         left = await run_sql(
             services, "SELECT status FROM devices WHERE id = %(d)s", {"d": move["fromDeviceId"]}
         )
         assert left[0]["status"] == "available"  # reset, then free again
-    assert len(await _events(services, "rebalance.started", job["id"])) == 1
-    (completed,) = await _events(services, "rebalance.completed", job["id"])
+    assert len(await outbox_payloads(services, "rebalance.started", job["id"])) == 1
+    (completed,) = await outbox_payloads(services, "rebalance.completed", job["id"])
     assert (completed["moved"], completed["skipped"]) == (2, 0)
     assert (
         await run_sql(
@@ -211,7 +203,7 @@ async def test_a_move_raced_by_a_release_ends_one_way_with_one_usage_record(
         {"a": move["allocationId"]},
     )
     assert len(records) == 1
-    moves = await _events(services, "allocation.moved", move["allocationId"])
+    moves = await outbox_payloads(services, "allocation.moved", move["allocationId"])
     assert len(moves) <= 1
     expected = move["toDeviceId"] if moves else move["fromDeviceId"]
     assert str(records[0]["device_id"]) == expected
@@ -288,7 +280,7 @@ async def test_a_job_whose_move_cannot_run_fails_saying_why_and_stops(
     assert failed["status"] == "failed" and failed["finishedAt"] is not None
     assert failed["message"].startswith("ValueError")
     assert failed["progress"]["done"] == 0
-    (event,) = await _events(services, "rebalance.failed", str(job.id))
+    (event,) = await outbox_payloads(services, "rebalance.failed", str(job.id))
     assert event["message"] == failed["message"]
 
 
