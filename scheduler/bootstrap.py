@@ -160,6 +160,7 @@ def build_services(
         horizon=timedelta(days=settings.booking_horizon_days),
         prewarm=timedelta(seconds=settings.prewarm_seconds),
         max_pending=settings.booking_cap_per_tenant,
+        check_in_minutes=settings.booking_check_in_minutes,
     )
     config = CommandConfig(
         queue_policy=policy,

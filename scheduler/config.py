@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     lease_warning_seconds: float = 300.0
     booking_horizon_days: int = 30
     booking_cap_per_tenant: int = Field(default=100, ge=1)
+    #: Minutes after its start a booking's user has to check in (``POST
+    #: /scheduler/reservations/{id}/check-in``) before it is a no-show, for bookings that
+    #: name none; 0: no check-in asked (the platform's console does not check in).
+    booking_check_in_minutes: int = Field(default=0, ge=0, le=240)
     prewarm_seconds: float = 120.0
 
     #: Fault injection for the crash tests only: the process exits right after committing

@@ -29,7 +29,7 @@ from scheduler.services.commands import Page
 RESERVATION_COLUMNS = (
     "id, tenant_id, user_id, device_id, status, start_time, end_time, prewarm_at,"
     " remind_before_minutes, requirements, created_at, allocation_id, ended_at, reason,"
-    " device_pinned"
+    " device_pinned, check_in_minutes, checked_in_at"
 )
 #: A booking's window on its device, as the overlap checks compare it.
 WINDOW = "tstzrange(prewarm_at, end_time)"
@@ -52,6 +52,8 @@ def reservation_from_row(row: Row) -> Reservation:
         ended_at=row["ended_at"],
         reason=row["reason"],
         pinned=row["device_pinned"],
+        check_in_minutes=row["check_in_minutes"],
+        checked_in_at=row["checked_in_at"],
     )
 
 
@@ -60,9 +62,9 @@ class SqlReservationRepository(SqlRepository):
         await self._send(
             "INSERT INTO reservations (id, tenant_id, user_id, device_id, status, start_time,"
             " end_time, prewarm_at, remind_before_minutes, requirements, created_at,"
-            " device_pinned) VALUES (%(id)s, %(tenant_id)s, %(user_id)s, %(device_id)s,"
-            " %(status)s, %(start)s, %(end)s, %(prewarm)s, %(remind)s, %(requirements)s,"
-            " %(created_at)s, %(pinned)s)",
+            " device_pinned, check_in_minutes) VALUES (%(id)s, %(tenant_id)s, %(user_id)s,"
+            " %(device_id)s, %(status)s, %(start)s, %(end)s, %(prewarm)s, %(remind)s,"
+            " %(requirements)s, %(created_at)s, %(pinned)s, %(check_in)s)",
             {
                 "id": r.id,
                 "tenant_id": r.tenant_id,
@@ -76,6 +78,7 @@ class SqlReservationRepository(SqlRepository):
                 "requirements": Jsonb(requirements_to_json(r.requirements)),
                 "created_at": r.created_at,
                 "pinned": r.pinned,
+                "check_in": r.check_in_minutes,
             },
         )
 
@@ -252,6 +255,26 @@ class SqlReservationRepository(SqlRepository):
             " WHERE allocation_id = %(id)s AND status = 'active'",
             {"id": allocation_id, "now": now},
         )
+
+    async def check_in(self, reservation_id: uuid.UUID, now: datetime) -> None:
+        """Record its user's check-in (the first one counts)."""
+        await self._send(
+            "UPDATE reservations SET checked_in_at = coalesce(checked_in_at, %(now)s)"
+            " WHERE id = %(id)s",
+            {"id": reservation_id, "now": now},
+        )
+
+    async def no_shows(self, now: datetime, limit: int) -> list[Reservation]:
+        """Started bookings whose user did not check in within their window (not held: the
+        caller locks their lease first, then the booking, as a lease's end does)."""
+        rows = await self._rows(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE status = 'active'"
+            " AND check_in_minutes > 0 AND checked_in_at IS NULL AND start_time <= %(now)s"
+            " AND start_time + make_interval(mins => check_in_minutes) <= %(now)s"
+            " ORDER BY start_time LIMIT %(limit)s",
+            {"now": now, "limit": limit},
+        )
+        return [reservation_from_row(r) for r in rows]
 
     async def lock_pending_on(self, device_id: uuid.UUID) -> list[Reservation]:
         """The device's bookings not started yet, held."""

@@ -150,6 +150,12 @@ class ReservationNotPending(Conflict):
     code = "reservation_not_pending"
 
 
+class ReservationNotActive(Conflict):
+    """The reservation has not started yet, or has ended: there is nothing to check in to."""
+
+    code = "reservation_not_active"
+
+
 class ConcurrentUpdate(Conflict):
     """A concurrent request changed the same rows; retry the request."""
 

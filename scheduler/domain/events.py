@@ -511,6 +511,23 @@ class ReservationFailed(ReservationEvent):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationCheckedIn(ReservationEvent):
+    """The booking's user checked in: the device is theirs until the booking's end."""
+
+    TYPE = "reservation.checked_in"
+    allocation_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationNoShow(ReservationEvent):
+    """The booking's user did not check in within its window: its lease was revoked
+    (reason ``no_show``, billed to that moment) and the device freed."""
+
+    TYPE = "reservation.no_show"
+    allocation_id: uuid.UUID | None = None
+
+
 # ---- the queue ---------------------------------------------------------------------------
 
 

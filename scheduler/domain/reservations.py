@@ -14,6 +14,8 @@ MIN_RESERVATION_MINUTES = 15
 MAX_RESERVATION_MINUTES = 1440
 MAX_REMIND_MINUTES = 60
 DEFAULT_REMIND_MINUTES = 15
+#: The longest check-in window a booking may ask for.
+MAX_CHECK_IN_MINUTES = 240
 
 
 class ReservationStatus(StrEnum):
@@ -47,6 +49,17 @@ class Reservation:
     reason: str | None = None
     #: Booked by ``deviceId``: that device or none (a spec booking may move to another).
     pinned: bool = False
+    #: Its user must check in within this many minutes of the start, or the booking is a
+    #: no-show and its lease is revoked (0: no check-in asked).
+    check_in_minutes: int = 0
+    checked_in_at: datetime | None = None
+
+    @property
+    def check_in_by(self) -> datetime | None:
+        """When its user must have checked in (``None``: never asked)."""
+        if not self.check_in_minutes:
+            return None
+        return self.start_time + timedelta(minutes=self.check_in_minutes)
 
     @property
     def duration_minutes(self) -> int:
@@ -61,6 +74,8 @@ class BookingRules:
     prewarm: timedelta = timedelta(minutes=2)
     #: Pending bookings a tenant may hold at once.
     max_pending: int = 100
+    #: The check-in window of a booking that names none (0: none asked).
+    check_in_minutes: int = 0
 
 
 def booking_window(

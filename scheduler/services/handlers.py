@@ -61,6 +61,7 @@ ROUTES: dict[type, Route[Any, Any]] = {
     reservations.Reserve: Route(reservations.create_reservation, (Reservation,)),
     reservations.UpdateReservation: Route(reservations.update_reservation, (Reservation,)),
     reservations.CancelReservation: Route(reservations.cancel_reservation, (Reservation,)),
+    reservations.CheckIn: Route(reservations.check_in, (Reservation,)),
     RegisterNode: Route(fleet.register_node, (Node,)),
     node_operations.SetMaintenance: Route(node_operations.set_maintenance, (Node,)),
     node_operations.DrainNode: Route(node_operations.drain_node, (Node,)),

@@ -32,6 +32,7 @@ from scheduler.services.ports import (
 from scheduler.services.queue import time_out_overdue_entries
 from scheduler.services.rebalancing import fail_job, running_rebalances, step_rebalance
 from scheduler.services.reservations import (
+    end_no_shows,
     prewarm_devices,
     send_reminders,
     start_due_reservation,
@@ -46,6 +47,7 @@ QUEUE_TIMEOUT_JOB = "time-out-queue-entries"
 WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
 NODE_HEALTH_JOB = "check-node-heartbeats"
+NO_SHOW_JOB = "end-no-shows"
 PRUNE_EVERY_SECONDS = 60.0
 #: A relay's claim on a batch it never marked relayed (it died) is taken over after this.
 RELAY_TAKEOVER = timedelta(seconds=30)
@@ -229,6 +231,25 @@ async def run_reservations(
     return started
 
 
+async def run_no_shows(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
+    *,
+    now: datetime,
+    owner: str,
+) -> int:
+    """Bookings not checked in within their window become no-shows (their leases revoked,
+    the devices reset and the queue woken once it commits), under this second's tick."""
+
+    async def end(unit: Unit) -> int:
+        if not await _claimed(unit, NO_SHOW_JOB, 1.0, owner):
+            return 0
+        return await end_no_shows(unit)
+
+    return await run_unit(uow_factory, end, now=now, lifecycle=lifecycle, queue=queue)
+
+
 async def prune_ledger(
     uow_factory: UnitOfWorkFactory,
     *,
@@ -295,6 +316,7 @@ class Housekeeper:
         self.offline_total = 0
         self.online_total = 0
         self.rebalance_moves_total = 0
+        self.no_show_total = 0
         self._jobs_left = False
 
     async def tick(self, now: datetime) -> None:
@@ -350,6 +372,12 @@ class Housekeeper:
         except Exception:
             self._jobs_left = False
             logger.exception("rebalance jobs failed")
+        try:
+            self.no_show_total += await run_no_shows(
+                self._uow_factory, self._lifecycle, self._queue, now=now, owner=self._owner
+            )
+        except Exception:
+            logger.exception("no-show check failed")
         try:
             await run_expiry_warnings(
                 self._uow_factory,

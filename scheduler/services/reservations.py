@@ -11,6 +11,7 @@ from typing import Any
 from placement.greedy import rank_best_fit
 from placement.model import as_vector
 from scheduler.domain import events
+from scheduler.domain.allocations import AllocationStatus
 from scheduler.domain.errors import (
     BookingCapReached,
     DeviceNotFound,
@@ -18,6 +19,7 @@ from scheduler.domain.errors import (
     NoCapacity,
     QuotaExceeded,
     ReservationConflict,
+    ReservationNotActive,
     ReservationNotFound,
     ReservationNotPending,
     TenantNotFound,
@@ -33,7 +35,7 @@ from scheduler.domain.reservations import (
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.command_path import Unit
 from scheduler.services.commands import Grant, Page, PendingLease
-from scheduler.services.leases import place_lease
+from scheduler.services.leases import end_lease, place_lease
 from scheduler.services.planning import check_satisfiable
 from scheduler.services.ports import UnitOfWork
 
@@ -51,6 +53,8 @@ class Reserve:
     requirements: DeviceRequirements
     device_id: uuid.UUID | None
     remind_before_minutes: int
+    #: Minutes after the start its user has to check in (``None``: the default rule).
+    check_in_minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +228,11 @@ async def create_reservation(command: Reserve, unit: Unit) -> Reservation:
         requirements=command.requirements,
         created_at=now,
         pinned=command.device_id is not None,
+        check_in_minutes=(
+            config.booking_rules.check_in_minutes
+            if command.check_in_minutes is None
+            else command.check_in_minutes
+        ),
     )
     await uow.reservations.add(reservation)
     unit.emit(events.ReservationCreated(occurred_at=now, **_about(reservation)))
@@ -327,6 +336,71 @@ async def cancel_reservation(command: CancelReservation, unit: Unit) -> Reservat
         events.ReservationCancelled(occurred_at=now, reason=command.reason, **_about(current))
     )
     return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=command.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    reservation_id: uuid.UUID
+
+
+async def check_in(command: CheckIn, unit: Unit) -> Reservation:
+    """Its user took the started booking's device: it is theirs until the booking's end (a
+    booking asking for a check-in that gets none is a no-show). A second check-in changes
+    nothing.
+
+    Raises:
+        ReservationNotFound: no such reservation is visible to the caller.
+        ReservationNotActive: it has not started yet, or has ended.
+    """
+    uow, now = unit.uow, unit.now
+    current = await uow.reservations.get(
+        command.reservation_id, scope_of(unit.principal), lock=True
+    )
+    if current is None:
+        raise ReservationNotFound()
+    if current.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(f"the reservation is {current.status.value}")
+    if current.checked_in_at is not None:
+        return current
+    await uow.reservations.check_in(current.id, now)
+    unit.emit(
+        events.ReservationCheckedIn(
+            occurred_at=now, allocation_id=current.allocation_id, **_about(current)
+        )
+    )
+    return replace(current, checked_in_at=now)
+
+
+async def end_no_shows(unit: Unit, *, limit: int = 100) -> int:
+    """Started bookings whose user did not check in within their window become no-shows:
+    their lease is revoked (reason ``no_show``, billed to now) and the device reset for
+    others. Each lease is held before its booking, as a lease's end holds them; a booking
+    checked in or ended meanwhile is left. How many were no-shows."""
+    uow, now = unit.uow, unit.now
+    ended = 0
+    for candidate in await uow.reservations.no_shows(now, limit):
+        held = None
+        if candidate.allocation_id is not None:
+            held = await uow.allocations.lock_with_node(
+                Scope(None, None), allocation_id=candidate.allocation_id
+            )
+        booking = await uow.reservations.get(candidate.id, Scope(None, None), lock=True)
+        if (
+            booking is None
+            or booking.status is not ReservationStatus.ACTIVE
+            or booking.checked_in_at is not None
+        ):
+            continue
+        await uow.reservations.end(booking.id, ReservationStatus.NO_SHOW, now, "no_show")
+        if held is not None and held[0].status is AllocationStatus.ACTIVE:
+            await end_lease(unit, held[0], AllocationStatus.REVOKED, "no_show", held[1])
+        unit.emit(
+            events.ReservationNoShow(
+                occurred_at=now, allocation_id=booking.allocation_id, **_about(booking)
+            )
+        )
+        ended += 1
+    return ended
 
 
 async def get_reservation(

@@ -143,3 +143,18 @@ async def cancel(
     command = reservations.CancelReservation(reservation_id, body.reason if body else None)
     handled = await services.commands.handle(command, principal, key)
     return reply(handled, ReservationOut.of(handled.result))
+
+
+@router.post("/{reservation_id}/check-in", response_model=ReservationOut)
+async def check_in(
+    reservation_id: uuid.UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    key: IdempotencyKeyDep,
+) -> Response:
+    """Its user took the started booking's device (within ``checkInBy``, or it is a no-show:
+    its lease revoked with reason ``no_show``). 409 ``reservation_not_active`` before its
+    start or after its end; a second check-in changes nothing."""
+    command = reservations.CheckIn(reservation_id)
+    handled = await services.commands.handle(command, principal, key)
+    return reply(handled, ReservationOut.of(handled.result))

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from scheduler.domain.reservations import (
     DEFAULT_REMIND_MINUTES,
+    MAX_CHECK_IN_MINUTES,
     MAX_REMIND_MINUTES,
     MAX_RESERVATION_MINUTES,
     MIN_RESERVATION_MINUTES,
@@ -35,6 +36,9 @@ class ReservationIn(Body):
     preferredSpecs: PreferredSpecs | None = None
     deviceId: uuid.UUID | None = None
     remindBeforeMinutes: int = Field(default=DEFAULT_REMIND_MINUTES, ge=0, le=MAX_REMIND_MINUTES)
+    #: Minutes after the start its user has to check in, or it is a no-show and its lease
+    #: is revoked (0: none asked; absent: ``PHONEFLEET_BOOKING_CHECK_IN_MINUTES``).
+    checkInMinutes: int | None = Field(default=None, ge=0, le=MAX_CHECK_IN_MINUTES)
 
     @model_validator(mode="after")
     def _one_target(self) -> ReservationIn:
@@ -51,6 +55,7 @@ class ReservationIn(Body):
             specs.requirements(),
             self.deviceId,
             self.remindBeforeMinutes,
+            self.checkInMinutes,
         )
 
 
@@ -77,6 +82,10 @@ class ReservationOut(Out):
     createdAt: datetime
     endedAt: datetime | None
     reason: str | None
+    checkInMinutes: int
+    #: When its user must check in by (``null``: no check-in asked).
+    checkInBy: datetime | None
+    checkedInAt: datetime | None
 
     @classmethod
     def of(cls, r: Reservation) -> ReservationOut:
@@ -96,6 +105,9 @@ class ReservationOut(Out):
             createdAt=r.created_at,
             endedAt=r.ended_at,
             reason=r.reason,
+            checkInMinutes=r.check_in_minutes,
+            checkInBy=r.check_in_by,
+            checkedInAt=r.checked_in_at,
         )
 
 
