@@ -145,7 +145,7 @@ def up(
                 step.done(f"existing cluster at {address}")
         else:
             with steps.step("Ray head") as step:
-                head = launcher.start_head(folder, ports)
+                head = launcher.start_head(folder, ports, _job_env(settings))
                 address, dashboard_url = head.address, head.dashboard_url
                 step.done(f"{address} (pid {head.pid})")
 
@@ -248,6 +248,19 @@ def _run_with_services(settings: Settings, work: Callable[[Services], Awaitable[
             await services.close()
 
     return asyncio.run(run())
+
+
+def _job_env(settings: Settings) -> dict[str, str]:
+    """What the head's processes must know that the environment may not say (the embedded
+    servers' URLs): jobs sent with ``ray job submit`` read their settings from it."""
+    env = {
+        "PHONEFLEET_DATABASE_URL": settings.database_url,
+        "PHONEFLEET_REDIS_URL": settings.redis_url,
+        # passwords stay in their files
+        "PHONEFLEET_DATABASE_PASSWORD_FILE": settings.database_password_file,
+        "PHONEFLEET_REDIS_PASSWORD_FILE": settings.redis_password_file,
+    }
+    return {key: str(value) for key, value in env.items() if value}
 
 
 def _app_args(settings: Settings) -> dict[str, Any]:

@@ -136,13 +136,17 @@ class SqlJobRepository(SqlRepository):
         counts: Mapping[str, int],
         new_errors: Sequence[JobError],
         now: datetime,
+        total: int | None = None,
     ) -> None:
+        """Progress: ``done`` items (of ``total``, when it is learned only now)."""
         await self._send(
-            "UPDATE jobs SET done = %(done)s, counts = %(counts)s,"
-            " errors = errors || %(errors)s, updated_at = %(now)s WHERE id = %(id)s",
+            "UPDATE jobs SET done = %(done)s, total = coalesce(%(total)s, total),"
+            " counts = %(counts)s, errors = errors || %(errors)s, updated_at = %(now)s"
+            " WHERE id = %(id)s",
             {
                 "id": job_id,
                 "done": done,
+                "total": total,
                 "counts": _json(counts),
                 "errors": _json(list(new_errors)),
                 "now": now,

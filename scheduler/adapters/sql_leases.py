@@ -26,6 +26,7 @@ from scheduler.domain.allocations import Allocation, AllocationStatus, UsageReco
 from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Scope
 from scheduler.domain.resources import DeviceRequirements, Resources
+from scheduler.domain.usage_stats import UsageTotal
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 ALLOCATION_COLUMNS = (
@@ -416,3 +417,40 @@ class SqlUsageRepository(SqlRepository):
                 "now": now,
             },
         )
+
+    async def totals(
+        self, start: datetime, end: datetime, tenant_id: uuid.UUID | None
+    ) -> list[UsageTotal]:
+        """Per tenant, user and device, the usage records that overlap ``[start, end)``, their
+        seconds within it (a record wholly inside counts its own whole seconds)."""
+        rows = await self._rows(
+            "WITH clipped AS (SELECT tenant_id, user_id, device_id, cpu_cores, memory_mb,"
+            " storage_mb, CASE WHEN started_at >= %(start)s AND ended_at <= %(end)s"
+            " THEN duration_seconds::bigint ELSE floor(extract(epoch FROM"
+            " least(ended_at, %(end)s) - greatest(started_at, %(start)s)))::bigint END AS s"
+            " FROM usage_records WHERE ended_at > %(start)s AND started_at < %(end)s"
+            " AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s))"
+            " SELECT CASE WHEN GROUPING(user_id) = 0 THEN 'user'"
+            " WHEN GROUPING(device_id) = 0 THEN 'device' ELSE 'tenant' END AS level,"
+            " tenant_id, user_id, device_id, count(*) AS leases, sum(s) AS seconds,"
+            " sum(s * cpu_cores) AS core_seconds, sum(s * memory_mb) AS memory_mb_seconds,"
+            " sum(s * storage_mb) AS storage_mb_seconds FROM clipped"
+            " GROUP BY GROUPING SETS ((tenant_id), (tenant_id, user_id), (tenant_id, device_id))"
+            " ORDER BY tenant_id, CASE WHEN GROUPING(user_id) = 0 THEN 1"
+            " WHEN GROUPING(device_id) = 0 THEN 2 ELSE 0 END, user_id, device_id",
+            {"start": start, "end": end, "tenant": tenant_id},
+        )
+        return [
+            UsageTotal(
+                level=r["level"],
+                tenant_id=r["tenant_id"],
+                user_id=r["user_id"],
+                device_id=r["device_id"],
+                leases=r["leases"],
+                seconds=int(r["seconds"]),
+                core_seconds=float(r["core_seconds"]),
+                memory_mb_seconds=int(r["memory_mb_seconds"]),
+                storage_mb_seconds=int(r["storage_mb_seconds"]),
+            )
+            for r in rows
+        ]

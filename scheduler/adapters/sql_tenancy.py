@@ -234,6 +234,16 @@ class SqlTokenRepository(SqlRepository):
         )
         return token_from_row(row) if row else None
 
+    async def reinstate_bootstrap(self, token_hash: bytes) -> bool:
+        """Make a revoked bootstrap admin token valid again (an operator rotating back to
+        it); whether there was one."""
+        rows = await self._rows(
+            "UPDATE api_tokens SET revoked_at = NULL, expires_at = NULL"
+            " WHERE token_hash = %(hash)s AND purpose = 'bootstrap' RETURNING id",
+            {"hash": token_hash},
+        )
+        return bool(rows)
+
     async def revoke_bootstrap_except(self, token_hash: bytes, now: datetime) -> int:
         """Revoke every bootstrap admin token but this one (a rotated admin token)."""
         rows = await self._rows(

@@ -3,6 +3,7 @@ cluster's capacity, usage and utilization. Pure functions of values (``now`` pas
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,27 @@ class HourBucket:
     device_seconds: float
     utilization: float
     peak_concurrent: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """What one tenant, one of its users, or one device (``level``) used in a window, to the
+    second: leases that overlapped it and the seconds they held within it, also weighed by
+    the device's cores, memory and storage (what billing multiplies by its prices)."""
+
+    level: str
+    tenant_id: uuid.UUID
+    user_id: str | None
+    device_id: uuid.UUID | None
+    leases: int
+    seconds: int
+    core_seconds: float
+    memory_mb_seconds: int
+    storage_mb_seconds: int
+
+
+#: The levels of the usage totals, in the order a report lists them per tenant.
+USAGE_LEVELS = ("tenant", "user", "device")
 
 
 def trend_start(now: datetime, hours: int) -> datetime:

@@ -23,7 +23,7 @@ from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 from scheduler.domain.strategies import Activation, StrategyDefinition
 from scheduler.domain.tenants import Tenant
-from scheduler.domain.usage_stats import LeaseInterval, NodeTotals
+from scheduler.domain.usage_stats import LeaseInterval, NodeTotals, UsageTotal
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 
@@ -67,6 +67,7 @@ class TokenRepository(Protocol):
     async def list(self, tenant_id: uuid.UUID | None) -> list[TokenInfo]: ...
     async def revoke(self, token_id: uuid.UUID, now: datetime) -> TokenInfo | None: ...
     async def revoke_bootstrap_except(self, token_hash: bytes, now: datetime) -> int: ...
+    async def reinstate_bootstrap(self, token_hash: bytes) -> bool: ...
 
 
 class NodeRepository(Protocol):
@@ -344,6 +345,9 @@ class ReservationRepository(Protocol):
 
 class UsageRepository(Protocol):
     async def add(self, record: UsageRecord, now: datetime) -> None: ...
+    async def totals(
+        self, start: datetime, end: datetime, tenant_id: uuid.UUID | None
+    ) -> list[UsageTotal]: ...
 
 
 class OutboxRepository(Protocol):
@@ -434,8 +438,10 @@ class JobRepository(Protocol):
         counts: Mapping[str, int],
         new_errors: Sequence[JobError],
         now: datetime,
+        total: int | None = None,
     ) -> None:
-        """Set its progress and counts, and append ``new_errors`` to its errors."""
+        """Set its progress and counts (and its ``total``, when given), and append
+        ``new_errors`` to its errors."""
         ...
 
     async def finish(

@@ -7,12 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from scheduler.domain.errors import NodeNotFound
+from scheduler.domain.errors import InvalidRequest, NodeNotFound
 from scheduler.domain.identity import Principal, require_admin
 from scheduler.domain.usage_stats import (
     ClusterStats,
     HourBucket,
     NodeTotals,
+    UsageTotal,
     cluster_stats,
     hourly_trend,
     trend_start,
@@ -113,3 +114,19 @@ def region_of(labels: dict[str, str]) -> str | None:
 
 def zone_of(labels: dict[str, str]) -> str | None:
     return next((labels[k] for k in ZONE_LABELS if k in labels), None)
+
+
+async def usage_totals(
+    uow: UnitOfWork, start: datetime, end: datetime, tenant_id: uuid.UUID | None
+) -> list[UsageTotal]:
+    """Per tenant, user and device, what the usage records of ``[start, end)`` add up to.
+
+    Raises:
+        InvalidRequest: the window ends before it starts, or lacks a time zone.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequest("the window's instants must carry a time zone")
+    if end <= start:
+        raise InvalidRequest("the window must end after it starts")
+    async with uow:
+        return await uow.usage.totals(start, end, tenant_id)

@@ -204,7 +204,8 @@ async def list_tokens(
 
 async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> None:
     """Make ``token`` the valid admin token of the system tenant (idempotent, for
-    bootstrap); any other bootstrap admin token (a rotated one) is revoked."""
+    bootstrap; a bootstrap token revoked by an earlier rotation is valid again); any other
+    bootstrap admin token (a rotated one) is revoked."""
     async with uow:
         tenant = await uow.tenants.get_by_name(SYSTEM_TENANT)
         if tenant is None:
@@ -220,7 +221,8 @@ async def ensure_admin_token(uow: UnitOfWork, token: str, *, now: datetime) -> N
             )
             await uow.tenants.add(tenant)
         digest = hash_token(token)
-        if await uow.tokens.credential_for(digest) is None:
+        valid = await uow.tokens.credential_for(digest) is not None
+        if not valid and not await uow.tokens.reinstate_bootstrap(digest):
             await uow.tokens.add(
                 uuid.uuid4(), digest, tenant.id, ADMIN_USER, Role.ADMIN, now, bootstrap=True
             )

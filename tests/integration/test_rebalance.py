@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from scheduler.bootstrap import Services
+from scheduler.config import Settings
 from scheduler.domain.jobs import Job, JobStatus
+from scheduler.jobs import rebalance as rebalance_job
 from scheduler.services.housekeeping import run_rebalances
 from scheduler.services.rebalancing import REBALANCE_JOB
 from tests.builders import (
@@ -305,3 +307,31 @@ async def test_the_strategy_may_be_a_catalogue_entry_by_name_or_id(
         assert r.status_code == 200, r.text
         assert (r.json()["strategy"], r.json()["strategyType"]) == (name, "spread")
         assert len(r.json()["moves"]) == 1
+
+
+async def test_the_rebalance_job_plans_then_follows_the_moves_to_their_end(
+    client: httpx.AsyncClient,
+    admin_token: str,
+    services: Services,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (first, second), _, _ = await _crowded(client, admin_token)
+    argv = ["--strategy", "spread", "--max-moves", "5", "--label", f"pool={first.label['pool']}"]
+
+    assert await rebalance_job.run(rebalance_job.parse_args([*argv, "--dry-run"]), settings) is None
+    assert "1 moves of 3 leases" in capsys.readouterr().out
+    following = asyncio.create_task(
+        rebalance_job.run(rebalance_job.parse_args([*argv, "--wait-seconds", "30"]), settings)
+    )
+    while not following.done():  # the housekeeper's part
+        await _run_jobs(services)
+        await asyncio.sleep(0.05)
+    job = following.result()
+
+    assert job is not None and job.status is JobStatus.SUCCEEDED
+    assert dict(job.counts) == {"moved": 1, "skipped": 0}
+    (move,) = job.items
+    assert move["toNodeId"] == second.node["id"]
+    with pytest.raises(SystemExit):
+        rebalance_job.parse_args(["--max-moves", "5000"])

@@ -173,3 +173,26 @@ async def test_statistics_refuse_bad_input_and_non_admins(
     assert unknown.status_code == 404 and unknown.json()["code"] == "node_not_found"
     assert bad_filter.status_code == 422 and bad_status.status_code == 422
     assert forbidden.status_code == 403
+
+
+async def test_the_count_of_available_devices_leaves_out_nodes_that_are_not_ready(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    cordoned = await new_pool(client, admin_token, devices=3)
+    await new_pool(client, admin_token, devices=2)
+    await client.post(f"/scheduler/nodes/{cordoned.node['id']}/cordon", headers=auth(admin_token))
+
+    r = await client.get("/scheduler/devices/available", headers=auth(admin_token))
+
+    joined = await run_sql(
+        services,
+        "SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id"
+        " WHERE d.status = 'available' AND n.status = 'ready'",
+    )
+    assert r.json()["total"] == joined[0]["n"]
+    labelled = await client.get(
+        "/scheduler/devices/available",
+        headers=auth(admin_token),
+        params={"label": f"pool:{cordoned.label['pool']}"},
+    )
+    assert labelled.json()["total"] == 0

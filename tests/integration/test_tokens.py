@@ -124,7 +124,7 @@ async def test_an_expired_token_is_refused_even_while_remembered(
 
 
 async def test_a_rotated_admin_token_replaces_the_old_one(
-    client: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, services: Services, admin_token: str
 ) -> None:
     old, new = f"pf_old_{uuid.uuid4().hex}", f"pf_new_{uuid.uuid4().hex}"
     await ensure_admin_token(services.uow(), old, now=services.clock())
@@ -134,6 +134,11 @@ async def test_a_rotated_admin_token_replaces_the_old_one(
 
     assert_problem(await client.get("/scheduler/nodes", headers=auth(old)), 401, "unauthorized")
     assert (await client.get("/scheduler/nodes", headers=auth(new))).status_code == 200
+    # rotating back to a token revoked by an earlier rotation makes it valid again (and
+    # gives the suite's admin token back to the tests after this one)
+    await ensure_admin_token(services.uow(), admin_token, now=services.clock())
+    assert (await client.get("/scheduler/nodes", headers=auth(admin_token))).status_code == 200
+    assert_problem(await client.get("/scheduler/nodes", headers=auth(new)), 401, "unauthorized")
 
 
 async def test_the_database_down_while_a_token_is_checked_is_503(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from scheduler.domain.jobs import Job, JobError, JobStatus
+from scheduler.jobs.run import RAY_JOB_ENV, ray_submission_id
 from serve.schemas.jobs import JobOut
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -71,3 +73,13 @@ def test_the_api_shows_the_items_only_when_asked() -> None:
         {"index": 1, "item": "b", "code": "no_capacity", "message": "no device fits"}
     ]
     assert whole["createdBy"] == "admin" and whole["status"] == "running"
+
+
+def test_a_job_knows_its_ray_submission_id_from_the_entrypoints_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(RAY_JOB_ENV, raising=False)
+    assert ray_submission_id() is None
+    config = {"runtime_env": {}, "metadata": {"job_submission_id": "usage-1", "job_name": "x"}}
+    monkeypatch.setenv(RAY_JOB_ENV, json.dumps(config))
+    assert ray_submission_id() == "usage-1"

@@ -1,0 +1,61 @@
+"""Jobs through ``ray job submit`` on the running fleet, with token auth, exactly as the README
+shows them: the job finds the fleet's database by itself, writes its file, and its record
+(``GET /scheduler/jobs``) carries the Ray submission id and its outcome."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serve.launcher import ClusterPorts
+from tests.e2e.conftest import E2E_HTTP_PORT, RunningFleet, auth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _submit(fleet: RunningFleet, submission_id: str, *entrypoint: str) -> str:
+    dashboard = ClusterPorts.from_http_port(E2E_HTTP_PORT).dashboard
+    env = {
+        **fleet.env,
+        "RAY_AUTH_MODE": "token",
+        "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dashboard}",
+    }
+    ray = str(Path(sys.executable).parent / "ray")
+    done = subprocess.run(
+        [ray, "job", "submit", "--submission-id", submission_id, "--", *entrypoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_usage_report_submitted_to_ray_writes_its_file_and_its_record(
+    http: httpx.Client, fleet: RunningFleet, tmp_path: Path
+) -> None:
+    out = tmp_path / "usage.csv"
+    submission = f"usage-{uuid.uuid4().hex[:8]}"
+
+    logs = _submit(
+        fleet,
+        submission,
+        "python", "-m", "scheduler.jobs.usage_report",
+        "--from", "2026-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z",
+        "--out", str(out),
+    )  # fmt: skip
+
+    assert "succeeded" in logs
+    assert out.read_text().startswith("level,tenant_id,user_id,device_id,leases,seconds")
+    listed = http.get(
+        "/scheduler/jobs", headers=auth(fleet.admin_token), params={"kind": "usage_report"}
+    ).json()
+    (record,) = [j for j in listed["items"] if j["params"].get("rayJobId") == submission]
+    assert record["status"] == "succeeded" and record["createdBy"] == f"ray-job:{submission}"
+    assert record["result"]["out"] == str(out)
