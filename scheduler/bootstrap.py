@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -26,6 +26,7 @@ from scheduler.domain.queueing import QueueLimits, QueuePolicy
 from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.reservations import BookingRules
 from scheduler.services.command_path import CommandConfig, CommandPath
+from scheduler.services.fleet import FleetTotal
 from scheduler.services.handlers import ROUTES
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
 from scheduler.services.ports import (
@@ -65,6 +66,7 @@ class Services:
     changes: PgChangeFeed
     rate_limiter: RateLimiter
     clock: Callable[[], datetime]
+    available_total: FleetTotal = field(default_factory=FleetTotal)
 
     @property
     def default_rate_limit(self) -> RateLimit:

@@ -446,19 +446,24 @@ class SqlDeviceRepository(SqlRepository):
         )
 
     async def list_available(
-        self, labels: dict[str, str], limit: int, cursor: str | None
+        self, labels: dict[str, str], limit: int, cursor: str | None, total: int | None = None
     ) -> Page[Device]:
+        """A page of the available devices on ready nodes carrying ``labels``, and how many
+        there are (counted unless ``total`` is given)."""
         where = "d.status = 'available' AND n.status = 'ready'"
         params: dict[str, Any] = {"limit": limit + 1}
         if labels:
             where += " AND (n.labels || d.labels) @> %(labels)s"
             params["labels"] = Jsonb(labels)
-        total = await self._row(
-            f"SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id WHERE {where}"
-            if labels
-            else AVAILABLE_ON_READY_NODES,
-            params,
-        )
+        if total is None:
+            counted = await self._row(
+                "SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id"
+                f" WHERE {where}"
+                if labels
+                else AVAILABLE_ON_READY_NODES,
+                params,
+            )
+            total = int(counted["n"]) if counted else 0
         if cursor:
             name, device_id = decode_cursor(cursor, text, uuid.UUID)
             where += " AND (d.name, d.id) > (%(c_name)s, %(c_id)s::uuid)"
@@ -470,7 +475,7 @@ class SqlDeviceRepository(SqlRepository):
         )
         items = [device_from_row(r) for r in rows[:limit]]
         next_cursor = encode_cursor(items[-1].name, items[-1].id) if len(rows) > limit else None
-        return Page(items, int(total["n"]) if total else 0, next_cursor)
+        return Page(items, total, next_cursor)
 
     async def shapes(self) -> list[Device]:
         """One device per node and distinct spec (sizes, Android version, labels) among those

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from scheduler.bootstrap import Services
+from scheduler.bootstrap import Services, build_services
+from scheduler.config import Settings
 from scheduler.domain.jobs import Job, JobError, JobStatus
 from scheduler.services import job_records
 
@@ -35,6 +36,25 @@ def ray_submission_id() -> str | None:
         return None
     metadata = json.loads(config).get("metadata") or {}
     return metadata.get("job_submission_id") or metadata.get("job_name")
+
+
+def job_services(settings: Settings) -> Services:
+    """The services of a job that acts on devices. Inside the cluster (``RAY_ADDRESS`` set, as
+    for every ``ray job submit`` entrypoint) the node actors provision and reset devices and
+    the queue actor drains, as for the API; from a plain shell, this process does."""
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        return build_services(settings)
+    from actors.node_actor import RayDeviceLifecycle
+    from actors.queue_actor import RayQueueDispatcher
+    from serve.launcher import connect
+
+    connect(address)
+    return build_services(
+        settings,
+        RayDeviceLifecycle(settings),
+        lambda changes: RayQueueDispatcher(settings, changes),
+    )
 
 
 def progress_bar(kind: str, total: int = 0) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from scheduler.domain import events
@@ -165,11 +167,42 @@ async def heartbeat_nodes(uow: UnitOfWork, node_ids: list[uuid.UUID], *, now: da
         await uow.commit()
 
 
+class FleetTotal:
+    """How many devices of the whole fleet are available, remembered for ``ttl`` seconds: the
+    unfiltered listing, which many clients poll, counts the fleet once a second instead of
+    once a call (its devices are always read fresh; only ``total`` may lag them that long).
+    A listing filtered by labels is always counted."""
+
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._kept: tuple[float, int] | None = None
+
+    def get(self) -> int | None:
+        kept = self._kept
+        return kept[1] if kept is not None and kept[0] > self._clock() else None
+
+    def keep(self, total: int) -> None:
+        self._kept = (self._clock() + self._ttl, total)
+
+    def forget(self) -> None:
+        self._kept = None
+
+
 async def list_available_devices(
-    uow: UnitOfWork, labels: dict[str, str], limit: int, cursor: str | None
+    uow: UnitOfWork,
+    labels: dict[str, str],
+    limit: int,
+    cursor: str | None,
+    fleet_total: FleetTotal | None = None,
 ) -> Page[Device]:
+    remembered = None if labels or fleet_total is None else fleet_total
+    known = remembered.get() if remembered is not None else None
     async with uow:
-        return await uow.devices.list_available(labels, limit, cursor)
+        page = await uow.devices.list_available(labels, limit, cursor, known)
+    if remembered is not None and known is None:
+        remembered.keep(page.total)
+    return page
 
 
 async def get_devices(uow: UnitOfWork, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, Device]:

@@ -91,7 +91,11 @@ async def available(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     label: Annotated[list[LabelFilter], Query(max_length=limits.MAX_LABELS)] = [],  # noqa: B006
 ) -> DevicePage:
-    page = await fleet.list_available_devices(services.uow(), parse_labels(label), limit, cursor)
+    """Available devices on ready nodes, by name (``label=k:v`` filters). Without a filter,
+    ``total`` is the fleet's count of at most a second ago; with one, it is counted now."""
+    page = await fleet.list_available_devices(
+        services.uow(), parse_labels(label), limit, cursor, services.available_total
+    )
     return DevicePage(
         items=[DeviceOut.of(d) for d in page.items], total=page.total, nextCursor=page.next_cursor
     )

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from serve.launcher import ClusterPorts
-from tests.e2e.conftest import E2E_HTTP_PORT, RunningFleet, auth
+from tests.e2e.conftest import E2E_HTTP_PORT, RunningFleet, auth, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -59,3 +59,30 @@ def test_a_usage_report_submitted_to_ray_writes_its_file_and_its_record(
     (record,) = [j for j in listed["items"] if j["params"].get("rayJobId") == submission]
     assert record["status"] == "succeeded" and record["createdBy"] == f"ray-job:{submission}"
     assert record["result"]["out"] == str(out)
+
+
+def test_a_fleet_imported_through_ray_is_provisioned_by_the_node_actors(
+    http: httpx.Client, fleet: RunningFleet, tmp_path: Path
+) -> None:
+    name = f"imported-{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "fleet.csv"
+    path.write_text(
+        "node,host,cpu_cores,memory_mb,storage_mb,max_devices,labels,taints,devices,"
+        "device_cpu_cores,device_memory_mb,device_storage_mb,android_version,device_labels\n"
+        f"{name},10.9.0.1,16,65536,1048576,3,pool={name},,3,2,4096,32768,13,\n"
+        f"{name}-bad,10.9.0.2,16,65536,1048576,3,pool {name},,3,2,4096,32768,13,\n"
+    )
+
+    logs = _submit(
+        fleet, f"import-{name}", "python", "-m", "scheduler.jobs.import_fleet", "--file", str(path)
+    )
+
+    assert "line 3: labels" in logs  # the bad row, by line, with its reason
+    admin = auth(fleet.admin_token)
+    (node,) = http.get("/scheduler/nodes", headers=admin, params={"label": f"pool:{name}"}).json()
+
+    def provisioned() -> bool:
+        devices = http.get(f"/scheduler/nodes/{node['id']}", headers=admin).json()["devices"]
+        return devices.get("available") == 3
+
+    eventually(provisioned, timeout=30)

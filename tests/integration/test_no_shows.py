@@ -5,14 +5,17 @@ billed to that moment, exactly once even raced by a release and with two houseke
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from scheduler.bootstrap import Services
-from scheduler.services.housekeeping import run_no_shows, run_reservations
+from scheduler.services.command_path import run_unit
+from scheduler.services.housekeeping import run_no_shows
+from scheduler.services.reservations import end_no_shows, prewarm_devices, start_due_reservation
 from tests.builders import auth, new_pool, new_tenant, new_token, outbox_payloads, run_sql, settle
 
 pytestmark = pytest.mark.integration
@@ -44,19 +47,35 @@ async def _started_booking(
         " end_time = now() + interval '60 minutes' WHERE id = %(id)s",
         {"id": booking["id"]},
     )
-    for tick in range(3):  # the pre-warm reset, then the start
-        now = services.clock() + timedelta(seconds=tick)
-        await run_reservations(
-            services.uow, services.lifecycle, services.queue, now=now, owner="test"
-        )
-        await settle(services)
+    # the housekeeper's work without its ledger (whose ticks other tests' runs may hold)
+    now = services.clock()
+    await run_unit(
+        services.uow, prewarm_devices, now=now, lifecycle=services.lifecycle, queue=services.queue
+    )
+    await settle(services)  # the pre-warm reset
+    await run_unit(
+        services.uow,
+        start_due_reservation,
+        now=now,
+        lifecycle=services.lifecycle,
+        queue=services.queue,
+    )
+    await settle(services)
     active = await client.get(f"/scheduler/reservations/{booking['id']}", headers=auth(token))
     assert active.json()["status"] == "active", active.text
     return active.json(), token
 
 
-async def _sweep(services: Services, *, after_minutes: float, owner: str = "test") -> int:
+async def _sweep(services: Services, *, after_minutes: float) -> int:
+    """The no-show sweep's work at ``after_minutes`` past now (without its ledger tick)."""
     now = services.clock() + timedelta(minutes=after_minutes)
+    return await run_unit(
+        services.uow, end_no_shows, now=now, lifecycle=services.lifecycle, queue=services.queue
+    )
+
+
+async def _housekeeper_sweep(services: Services, *, now: datetime, owner: str) -> int:
+    """The sweep as a housekeeper runs it: under the ledger's tick of ``now``."""
     return await run_no_shows(
         services.uow, services.lifecycle, services.queue, now=now, owner=owner
     )
@@ -161,10 +180,12 @@ async def test_a_no_show_raced_by_a_release_and_two_housekeepers_ends_the_lease_
         json={"allocationId": booking["allocationId"]},
     )
 
+    # a moment no other test's sweep ran at (the ledger keeps one run per tick)
+    now = services.clock() + timedelta(minutes=2, seconds=random.randrange(3000))
     results = await asyncio.gather(
         release,
-        _sweep(services, after_minutes=2, owner="hk-1"),
-        _sweep(services, after_minutes=2, owner="hk-2"),
+        _housekeeper_sweep(services, now=now, owner="hk-1"),
+        _housekeeper_sweep(services, now=now, owner="hk-2"),
     )
 
     released = results[0]

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from scheduler.bootstrap import Services
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql
+from scheduler.services.fleet import FleetTotal, list_available_devices
+from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, settle
 
 pytestmark = pytest.mark.integration
 
@@ -182,14 +183,23 @@ async def test_the_count_of_available_devices_leaves_out_nodes_that_are_not_read
     await new_pool(client, admin_token, devices=2)
     await client.post(f"/scheduler/nodes/{cordoned.node['id']}/cordon", headers=auth(admin_token))
 
-    r = await client.get("/scheduler/devices/available", headers=auth(admin_token))
-
+    await settle(services)  # no device of an earlier test still being reset
+    counted = await list_available_devices(services.uow(), {}, 10, None)
     joined = await run_sql(
         services,
         "SELECT count(*) AS n FROM devices d JOIN nodes n ON n.id = d.node_id"
         " WHERE d.status = 'available' AND n.status = 'ready'",
     )
-    assert r.json()["total"] == joined[0]["n"]
+    remembered = FleetTotal(ttl=60.0)
+    first = await list_available_devices(services.uow(), {}, 10, None, remembered)
+    await new_pool(client, admin_token, devices=1)
+    await settle(services)
+    second = await list_available_devices(services.uow(), {}, 10, None, remembered)
+
+    assert counted.total == joined[0]["n"]
+    assert first.total == second.total == counted.total  # the second, remembered
+    fresh = await list_available_devices(services.uow(), {}, 10, None)
+    assert fresh.total == counted.total + 1
     labelled = await client.get(
         "/scheduler/devices/available",
         headers=auth(admin_token),

@@ -5,6 +5,7 @@ import pytest
 from scheduler.domain.errors import NodeCapacityExceeded
 from scheduler.domain.fleet import OCCUPYING_STATUSES, DeviceStatus, NodeCapacity, check_node_room
 from scheduler.domain.resources import ZERO, Resources
+from scheduler.services.fleet import FleetTotal
 
 NODE = NodeCapacity(resources=Resources(32.0, 65536, 1_048_576), max_devices=8)
 PHONE = Resources(4.0, 8192, 131_072)
@@ -61,3 +62,14 @@ def test_fractional_cores_that_add_up_exactly_to_the_capacity_fit() -> None:
 
 def test_every_device_but_a_retired_one_occupies_its_node() -> None:
     assert set(OCCUPYING_STATUSES) == {s.value for s in DeviceStatus} - {"retired"}
+
+
+def test_the_fleets_available_total_is_remembered_for_its_ttl_only() -> None:
+    now = [100.0]
+    total = FleetTotal(ttl=1.0, clock=lambda: now[0])
+    assert total.get() is None
+    total.keep(42)
+    now[0] += 0.9
+    assert total.get() == 42
+    now[0] += 0.2
+    assert total.get() is None
