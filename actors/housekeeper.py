@@ -11,16 +11,19 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import ray
 
+from actors.metrics import GAUGE_SECONDS, FleetMetrics, RelayedSince
 from actors.names import HOUSEKEEPER, NAMESPACE
 from actors.node_actor import RayDeviceLifecycle
 from actors.queue_actor import RayQueueDispatcher
 from scheduler.bootstrap import build_services, utc_now
 from scheduler.config import Settings
 from scheduler.services.housekeeping import Housekeeper, HousekeeperConfig
+from scheduler.services.statistics import fleet_gauges
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,12 @@ class HousekeeperActor:
             housekeeper_config(self._settings),
             owner,
         )
-        self._task = asyncio.get_event_loop().create_task(self._run())
+        self._metrics = FleetMetrics()
+        self._relayed = RelayedSince()
+        self._tick_lag = 0.0
+        loop = asyncio.get_event_loop()
+        self._task = loop.create_task(self._run())
+        self._gauges = loop.create_task(self._refresh_metrics())
 
     async def _run(self) -> None:
         try:
@@ -65,9 +73,29 @@ class HousekeeperActor:
             self._lifecycle.ensure_actors([n.id for n in nodes])
         except Exception:
             logger.exception("could not start the node actors")
+        due = None
         while True:
-            await self._housekeeper.tick(utc_now())
-            await asyncio.sleep(self._housekeeper.seconds_until_next(utc_now()))
+            started = utc_now()
+            if due is not None:
+                self._tick_lag = (started - due).total_seconds()
+            await self._housekeeper.tick(started)
+            wait = self._housekeeper.seconds_until_next(utc_now())
+            due = utc_now() + timedelta(seconds=wait)
+            await asyncio.sleep(wait)
+
+    async def _refresh_metrics(self) -> None:
+        """The metrics' gauges from the database, and the lease events relayed since the last
+        refresh, every ``GAUGE_SECONDS``."""
+        silent_after = timedelta(seconds=self._settings.node_offline_after_seconds)
+        while True:
+            try:
+                gauges = await fleet_gauges(self._services.uow(), utc_now(), silent_after)
+                self._metrics.publish(gauges)
+                self._metrics.count_relayed(self._relayed.new(self._housekeeper.relayed_by_type))
+                self._metrics.tick_lag(self._tick_lag)
+            except Exception:
+                logger.exception("metrics refresh failed")
+            await asyncio.sleep(GAUGE_SECONDS)
 
     async def status(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from typing import Any
 
 import ray
 
+from actors.metrics import DrainMetrics
 from actors.names import NAMESPACE, QUEUE
 from actors.node_actor import RayDeviceLifecycle
 from scheduler.bootstrap import build_services
@@ -30,6 +31,7 @@ class QueueActor:
         self._services = build_services(self._settings, RayDeviceLifecycle(self._settings))
         assert isinstance(self._services.queue, QueueDrainer)
         self._drainer: QueueDrainer = self._services.queue
+        self._drainer.on_drain = DrainMetrics().observe
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:

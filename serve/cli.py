@@ -171,7 +171,10 @@ def up(
         api_url=api_url,
         dashboard_url=dashboard_url,
     ).save(folder)
-    _print_summary(api_url, dashboard_url, address, admin_token, demo_token=demo_token)
+    metrics_url = None if external_ray else ports.metrics_url
+    _print_summary(
+        api_url, dashboard_url, address, admin_token, demo_token=demo_token, metrics=metrics_url
+    )
 
 
 def _start_postgres(folder: Path, ports: ClusterPorts) -> str:
@@ -284,6 +287,7 @@ def _print_summary(
     admin_token: str,
     *,
     demo_token: str | None,
+    metrics: str | None = None,
 ) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -292,6 +296,8 @@ def _print_summary(
     table.add_row("API docs", f"{api_url}/docs")
     if dashboard_url:
         table.add_row("Ray dashboard", dashboard_url)
+    if metrics:
+        table.add_row("Metrics (Prometheus)", metrics)
     table.add_row("Ray address", address)
     table.add_row("Admin token", admin_token)
     if demo_token:
@@ -356,8 +362,13 @@ def down(data_dir: DataDirOption = None) -> None:
 
 
 @app.command()
-def status(data_dir: DataDirOption = None) -> None:
-    """Report each component; exit 1 if any is down."""
+def status(
+    data_dir: DataDirOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Components and every URL as JSON.")
+    ] = False,
+) -> None:
+    """Report each component and its URLs; exit 1 if any is down."""
     settings = _settings(data_dir)
     folder = _data_dir(settings)
     record = UpRecord.load(folder)
@@ -385,6 +396,19 @@ def status(data_dir: DataDirOption = None) -> None:
     else:
         api_url = f"http://127.0.0.1:{settings.http_port}"
     rows.append(("Serve app", *_check_http(f"{api_url}/healthz")))
+    urls = {"api": api_url, "apiDocs": f"{api_url}/docs"}
+    if head is not None:
+        urls |= {
+            "dashboard": head.dashboard_url,
+            "metrics": head.ports.metrics_url,
+            "rayAddress": head.address,
+        }
+    if as_json:
+        components = [{"name": n, "up": ok, "details": d} for n, ok, d in rows]
+        print(json.dumps({"components": components, "urls": urls}, indent=2))
+        if any(ok is False for _, ok, _ in rows):
+            raise typer.Exit(1)
+        return
 
     table = Table(title=f"PhoneFleet ({folder})")
     table.add_column("Component")
@@ -393,6 +417,8 @@ def status(data_dir: DataDirOption = None) -> None:
     marks = {True: "[green]up[/green]", False: "[red]down[/red]", None: "[yellow]?[/yellow]"}
     for name, ok, details in rows:
         table.add_row(name, marks[ok], escape(details))
+    for name, url in urls.items():
+        table.add_row(name, "", url)
     console.print(table)
     if any(ok is False for _, ok, _ in rows):
         raise typer.Exit(1)

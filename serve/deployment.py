@@ -14,11 +14,13 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from actors.metrics import RequestMetrics
 from actors.node_actor import RayDeviceLifecycle
 from actors.queue_actor import RayQueueDispatcher
 from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings, has_password
 from serve.app import create_app
+from serve.latency import LatencyMiddleware
 
 APP_NAME = "phonefleet"
 SERVE_OPTIONS = ("num_replicas", "max_ongoing_requests")
@@ -38,7 +40,9 @@ class PhoneFleetIngress:
         )
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self._services)
+        app = create_app(self._services)
+        app.add_middleware(LatencyMiddleware, observe=RequestMetrics().observe)
+        return app
 
     async def __del__(self) -> None:
         await self._services.close()

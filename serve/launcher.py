@@ -122,6 +122,12 @@ class ClusterPorts:
 
     #: Single ports take ``http .. http + BLOCK - 1``.
     BLOCK = 20
+
+    @property
+    def metrics_url(self) -> str:
+        """Prometheus text of Ray's and PhoneFleet's metrics (``phonefleet_*``)."""
+        return f"http://{LOOPBACK}:{self.metrics_export}/metrics"
+
     #: Ranges live in 20000-32499 (below the kernel's ephemeral range, 32768+), in one of
     #: SLOTS slots of SLOT_SIZE ports: 150 worker ports, 50 + 50 direct-ingress ports.
     RANGE_BASE = 20000

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from scheduler.adapters.sql_base import SqlRepository
 from scheduler.domain.resources import Resources
-from scheduler.domain.usage_stats import LeaseInterval, NodeTotals
+from scheduler.domain.usage_stats import FleetGauges, LeaseInterval, NodeTotals
 
 #: Every node, with what its active leases use (one row per node).
 NODE_TOTALS = """
@@ -62,3 +62,41 @@ class SqlStatsRepository(SqlRepository):
             {"since": since, "now": now, "node": node_id},
         )
         return [LeaseInterval(r["start"], r["end"]) for r in rows]
+
+    async def gauges(self, now: datetime, silent_since: datetime) -> FleetGauges:
+        """The metrics' gauges (``silent_since``: a ready node not heard from since then
+        missed its heartbeats)."""
+        devices = await self._rows(
+            "SELECT n.name, d.status, count(*) AS n FROM devices d JOIN nodes n"
+            " ON n.id = d.node_id WHERE d.status <> 'retired' GROUP BY n.name, d.status"
+        )
+        leases = await self._rows(
+            "SELECT t.tier, count(*) AS n FROM allocations a JOIN tenants t ON t.id = a.tenant_id"
+            " WHERE a.status = 'active' GROUP BY t.tier"
+        )
+        queue = await self._rows(
+            "SELECT tier, count(*) AS n, min(submitted_at) AS oldest FROM queue_entries"
+            " WHERE status = 'waiting' GROUP BY tier"
+        )
+        outbox = await self._row(
+            "SELECT count(*) AS n, min(occurred_at) AS oldest FROM outbox_events"
+            " WHERE relayed_at IS NULL"
+        )
+        silent = await self._row(
+            "SELECT count(*) AS n FROM nodes WHERE status IN ('ready', 'cordoned',"
+            " 'maintenance', 'draining') AND coalesce(last_heartbeat_at, created_at)"
+            " < %(since)s",
+            {"since": silent_since},
+        )
+        oldest = outbox["oldest"] if outbox else None
+        return FleetGauges(
+            devices={(r["name"], r["status"]): int(r["n"]) for r in devices},
+            leases_by_tier={r["tier"]: int(r["n"]) for r in leases},
+            waiting_by_tier={r["tier"]: int(r["n"]) for r in queue},
+            oldest_wait_by_tier={
+                r["tier"]: max(0.0, (now - r["oldest"]).total_seconds()) for r in queue
+            },
+            outbox_backlog=int(outbox["n"]) if outbox else 0,
+            relay_lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            nodes_silent=int(silent["n"]) if silent else 0,
+        )

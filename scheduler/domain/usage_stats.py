@@ -52,6 +52,22 @@ class UsageTotal:
     storage_mb_seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class FleetGauges:
+    """The fleet's state as the metrics show it, read at one moment: devices by node and
+    status, active leases by tenant tier, waiting entries and their oldest wait by tier,
+    outbox events not yet relayed and the age of the oldest, and nodes silent past their
+    heartbeats."""
+
+    devices: Mapping[tuple[str, str], int]
+    leases_by_tier: Mapping[str, int]
+    waiting_by_tier: Mapping[str, int]
+    oldest_wait_by_tier: Mapping[str, float]
+    outbox_backlog: int
+    relay_lag_seconds: float
+    nodes_silent: int
+
+
 #: The levels of the usage totals, in the order a report lists them per tenant.
 USAGE_LEVELS = ("tenant", "user", "device")
 

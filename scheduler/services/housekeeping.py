@@ -12,6 +12,7 @@ import logging
 import math
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -69,8 +70,9 @@ async def relay_outbox(
     owner: str,
     interval_seconds: float,
     limit: int = 1000,
-) -> int:
-    """Publish unrelayed outbox events (at least once, in order, each with its id).
+) -> Counter[str]:
+    """Publish unrelayed outbox events (at least once, in order, each with its id); how many
+    of each type.
 
     The batch is claimed in a transaction of its own and published with no transaction
     open (a slow or paused stream holds no row and no connection); a relay that dies before
@@ -78,16 +80,16 @@ async def relay_outbox(
     """
     async with uow_factory() as uow:
         if not await uow.ticks.claim_tick(RELAY_JOB, tick_of(now, interval_seconds), owner, now):
-            return 0
+            return Counter()
         batch = await uow.outbox.claim_unrelayed(limit, now, RELAY_TAKEOVER)
         await uow.commit()
     if not batch:
-        return 0
+        return Counter()
     await stream.publish(batch)
     async with uow_factory() as uow:
         await uow.outbox.mark_relayed([seq for seq, _ in batch], now)
         await uow.commit()
-    return len(batch)
+    return Counter(record.type for _, record in batch)
 
 
 async def _claimed(unit: Unit, job: str, interval_seconds: float, owner: str) -> bool:
@@ -316,6 +318,8 @@ class Housekeeper:
         self.offline_total = 0
         self.online_total = 0
         self.rebalance_moves_total = 0
+        #: Events relayed by this housekeeper, by type (the metrics count them).
+        self.relayed_by_type: Counter[str] = Counter()
         self.no_show_total = 0
         self._jobs_left = False
 
@@ -408,13 +412,15 @@ class Housekeeper:
 
     async def _relay_once(self, now: datetime) -> None:
         try:
-            self.relayed_total += await relay_outbox(
+            relayed = await relay_outbox(
                 self._uow_factory,
                 self._stream,
                 now=now,
                 owner=self._owner,
                 interval_seconds=self._config.relay_seconds,
             )
+            self.relayed_total += relayed.total()
+            self.relayed_by_type.update(relayed)
         except Exception:
             logger.exception("outbox relay failed")
 

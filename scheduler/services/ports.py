@@ -23,7 +23,7 @@ from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 from scheduler.domain.strategies import Activation, StrategyDefinition
 from scheduler.domain.tenants import Tenant
-from scheduler.domain.usage_stats import LeaseInterval, NodeTotals, UsageTotal
+from scheduler.domain.usage_stats import FleetGauges, LeaseInterval, NodeTotals, UsageTotal
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
 
 
@@ -477,6 +477,7 @@ class StrategyRepository(Protocol):
 
 class StatsRepository(Protocol):
     async def node_totals(self) -> dict[uuid.UUID, NodeTotals]: ...
+    async def gauges(self, now: datetime, silent_since: datetime) -> FleetGauges: ...
     async def device_counts(self, node_id: uuid.UUID | None = None) -> dict[str, int]: ...
     async def lease_intervals(
         self, since: datetime, now: datetime, node_id: uuid.UUID | None = None

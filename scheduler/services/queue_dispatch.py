@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ class QueueDrainer:
         self._devices: set[uuid.UUID] = set()
         self.granted_total = 0
         self.drains = 0
+        #: Told each drain's seconds (the queue actor's metrics), if set.
+        self.on_drain: Callable[[float], None] | None = None
 
     def wake(
         self,
@@ -82,6 +85,7 @@ class QueueDrainer:
 
     async def drain(self, max_grants: int | None = None) -> int:
         async with self._lock:
+            started = time.perf_counter()
             result: DrainResult = await drain_queue(
                 self._uow_factory,
                 now=self._clock(),
@@ -96,6 +100,8 @@ class QueueDrainer:
             )
             self._devices = await refresh_views(self._uow_factory, self.order, reset=self._reset)
             self._tenants = {e.tenant_id for e in self.order.entries}
+            if self.on_drain is not None:
+                self.on_drain(time.perf_counter() - started)
         return len(result.granted)
 
     async def refresh(self) -> QueueOrder:

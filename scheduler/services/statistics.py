@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from scheduler.domain.errors import InvalidRequest, NodeNotFound
 from scheduler.domain.identity import Principal, require_admin
 from scheduler.domain.usage_stats import (
     ClusterStats,
+    FleetGauges,
     HourBucket,
     NodeTotals,
     UsageTotal,
@@ -130,3 +131,10 @@ async def usage_totals(
         raise InvalidRequest("the window must end after it starts")
     async with uow:
         return await uow.usage.totals(start, end, tenant_id)
+
+
+async def fleet_gauges(uow: UnitOfWork, now: datetime, silent_after: timedelta) -> FleetGauges:
+    """What the metrics' gauges show now (a node silent for ``silent_after`` missed its
+    heartbeats)."""
+    async with uow:
+        return await uow.stats.gauges(now, now - silent_after)

@@ -86,3 +86,32 @@ def test_a_fleet_imported_through_ray_is_provisioned_by_the_node_actors(
         return devices.get("available") == 3
 
     eventually(provisioned, timeout=30)
+
+
+def test_a_replay_runs_its_policies_as_ray_tasks(
+    http: httpx.Client, fleet: RunningFleet, tmp_path: Path
+) -> None:
+    trace = tmp_path / "small.swf"
+    trace.write_text(
+        "\n".join(
+            " ".join(map(str, [i + 1, i * 30, -1, 300, 1, -1, -1, 1, 300, -1, 1, i % 3]))
+            for i in range(30)
+        )
+        + "\n"
+    )
+    submission = f"replay-{uuid.uuid4().hex[:8]}"
+
+    logs = _submit(
+        fleet,
+        submission,
+        "python", "-m", "scheduler.jobs.replay", "--trace", str(trace),
+        "--policy", "fifo", "--policy", "strong-fair-share", "--devices", "2",
+    )  # fmt: skip
+
+    assert "fifo: 30 jobs on 2 devices" in logs and "strong-fair-share: 30 jobs" in logs
+    listed = http.get(
+        "/scheduler/jobs", headers=auth(fleet.admin_token), params={"kind": "replay"}
+    ).json()
+    (record,) = [j for j in listed["items"] if j["params"].get("rayJobId") == submission]
+    assert record["status"] == "succeeded"
+    assert [r["policy"] for r in record["result"]["reports"]] == ["fifo", "strong-fair-share"]

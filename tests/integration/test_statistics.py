@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ import pytest
 
 from scheduler.bootstrap import Services
 from scheduler.services.fleet import FleetTotal, list_available_devices
+from scheduler.services.statistics import fleet_gauges
 from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, settle
 
 pytestmark = pytest.mark.integration
@@ -206,3 +207,23 @@ async def test_the_count_of_available_devices_leaves_out_nodes_that_are_not_read
         params={"label": f"pool:{cordoned.label['pool']}"},
     )
     assert labelled.json()["total"] == 0
+
+
+async def test_the_metrics_gauges_read_the_fleet_as_it_is(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=3)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], "gauged")
+    await settle(services)
+    r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+    assert r.status_code == 201, r.text
+
+    gauges = await fleet_gauges(services.uow(), services.clock(), timedelta(seconds=30))
+
+    name = pool.node["name"]
+    assert gauges.devices[(name, "allocated")] == 1
+    assert gauges.devices[(name, "available")] == 2
+    assert gauges.leases_by_tier[tenant["tier"]] >= 1
+    assert gauges.outbox_backlog >= 1  # nothing relays in this suite
+    assert gauges.relay_lag_seconds >= 0
