@@ -18,6 +18,7 @@ from serve.routes import (
     jobs,
     nodes,
     operations,
+    ops,
     queue,
     rebalance,
     reservations,
@@ -54,6 +55,7 @@ def create_app(services: Services) -> FastAPI:
         reservations.router,
         jobs.router,
         rebalance.router,
+        ops.router,
     ):
         app.include_router(router)
     return app

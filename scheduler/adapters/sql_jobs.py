@@ -75,6 +75,23 @@ class SqlOutboxRepository(SqlRepository):
             for r in rows
         ]
 
+    async def recent(self, limit: int) -> list[tuple[int, EventRecord]]:
+        """The newest events, relayed or not, newest first."""
+        rows = await self._rows(
+            "SELECT seq, event_id, type, aggregate_id, payload, occurred_at FROM outbox_events"
+            " ORDER BY seq DESC LIMIT %(limit)s",
+            {"limit": limit},
+        )
+        return [
+            (
+                r["seq"],
+                EventRecord(
+                    r["type"], r["aggregate_id"], r["payload"], r["occurred_at"], r["event_id"]
+                ),
+            )
+            for r in rows
+        ]
+
     async def prune(self, relayed_before: datetime) -> int:
         """Forget events relayed before ``relayed_before`` (never an undelivered one)."""
         rows = await self._rows(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.domain.errors import InvalidRequest, NodeNotFound
+from scheduler.domain.events import EventRecord
 from scheduler.domain.identity import Principal, require_admin
 from scheduler.domain.usage_stats import (
     ClusterStats,
@@ -138,3 +139,16 @@ async def fleet_gauges(uow: UnitOfWork, now: datetime, silent_after: timedelta) 
     heartbeats)."""
     async with uow:
         return await uow.stats.gauges(now, now - silent_after)
+
+
+async def recent_events(
+    uow: UnitOfWork, principal: Principal, limit: int
+) -> list[tuple[int, EventRecord]]:
+    """The newest outbox events, newest first (what the operations page lists).
+
+    Raises:
+        Forbidden: the caller is not an admin.
+    """
+    require_admin(principal)
+    async with uow:
+        return await uow.outbox.recent(limit)

@@ -13,6 +13,7 @@ from scheduler.services import statistics
 from serve.deps import PrincipalDep, ServicesDep
 from serve.schemas.stats import (
     ClusterStatsOut,
+    EventOut,
     GroupSummaryOut,
     HourOut,
     NodesSummaryOut,
@@ -56,3 +57,14 @@ async def node_usage_trend(
         services.uow(), principal, hours=hours, now=services.clock(), node_id=node_id
     )
     return UsageTrendOut(hours=hours, buckets=[HourOut.of(b) for b in buckets])
+
+
+@router.get("/scheduler/events", response_model=list[EventOut])
+async def recent_events(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[EventOut]:
+    """The newest events of the outbox, newest first (relayed or not)."""
+    events = await statistics.recent_events(services.uow(), principal, limit)
+    return [EventOut.of(seq, record) for seq, record in events]

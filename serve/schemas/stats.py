@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
+from scheduler.domain.events import EventRecord
 from scheduler.domain.resources import Resources
 from scheduler.domain.usage_stats import ClusterStats, HourBucket, NodeTotals
 from scheduler.services.statistics import GroupSummary
@@ -119,3 +122,23 @@ def node_usage(totals: NodeTotals | None) -> UsageOut:
     if totals is None:
         return UsageOut(cpuCores=0, memoryMB=0, storageMB=0, devices=0)
     return UsageOut.of(totals.leased, totals.leased_devices)
+
+
+class EventOut(Out):
+    seq: int
+    id: uuid.UUID
+    type: str
+    aggregateId: str
+    occurredAt: datetime
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, seq: int, e: EventRecord) -> EventOut:
+        return cls(
+            seq=seq,
+            id=e.id,
+            type=e.type,
+            aggregateId=e.aggregate_id,
+            occurredAt=e.occurred_at,
+            payload=e.payload,
+        )

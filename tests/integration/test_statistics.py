@@ -227,3 +227,25 @@ async def test_the_metrics_gauges_read_the_fleet_as_it_is(
     assert gauges.leases_by_tier[tenant["tier"]] >= 1
     assert gauges.outbox_backlog >= 1  # nothing relays in this suite
     assert gauges.relay_lag_seconds >= 0
+
+
+async def test_the_newest_events_are_listed_newest_first_for_admins_only(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    pool = await new_pool(client, admin_token, devices=1)
+
+    r = await client.get("/scheduler/events", headers=auth(admin_token), params={"limit": 50})
+
+    assert r.status_code == 200, r.text
+    events = r.json()
+    assert len(events) == 50
+    assert [e["seq"] for e in events] == sorted((e["seq"] for e in events), reverse=True)
+    registered = [e["aggregateId"] for e in events if e["type"] == "node.registered"]
+    assert pool.node["id"] in registered
+    tenant = await new_tenant(client, admin_token)
+    user = await new_token(client, admin_token, tenant["id"], "curious")
+    assert (await client.get("/scheduler/events", headers=auth(user))).status_code == 403
+    too_many = await client.get(
+        "/scheduler/events", headers=auth(admin_token), params={"limit": 501}
+    )
+    assert too_many.status_code == 422
