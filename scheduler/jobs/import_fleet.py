@@ -14,10 +14,7 @@ be created.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
-import sys
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -31,7 +28,7 @@ from scheduler.domain.fleet import Device, Node, NodeStatus
 from scheduler.domain.identity import SYSTEM
 from scheduler.domain.jobs import JobError
 from scheduler.jobs.fleet_file import FleetRow, read_fleet_file
-from scheduler.jobs.run import JobRun, job_services
+from scheduler.jobs.run import JobRun, job_services, run_job
 from scheduler.services.commands import AddDevices, RegisterNode
 
 KIND = "import_fleet"
@@ -194,12 +191,7 @@ class NodeDiffers(SchedulerError):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run_job(argv, parse_args, run)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-import traceback
 from collections.abc import Sequence
 
 from scheduler.bootstrap import Services, build_services
 from scheduler.config import Settings
 from scheduler.domain.identity import SYSTEM
 from scheduler.domain.jobs import Job, JobStatus
-from scheduler.jobs.run import progress_bar
+from scheduler.jobs.run import progress_bar, run_job
 from scheduler.services.rebalancing import (
     MAX_MOVES,
     RebalanceProposal,
@@ -116,12 +114,7 @@ async def _follow(services: Services, job: Job, timeout: float) -> Job:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run_job(argv, parse_args, run)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.domain.replay import POLICIES, ReplayReport, TraceJob, compress, replay
-from scheduler.jobs.run import JobRun
+from scheduler.jobs.run import JobRun, run_job
 from scheduler.jobs.traces import read_trace
 
 KIND = "replay"
@@ -120,12 +118,7 @@ async def run(args: argparse.Namespace, settings: Settings | None = None) -> Job
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run_job(argv, parse_args, run)
 
 
 if __name__ == "__main__":

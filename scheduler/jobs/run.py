@@ -10,11 +10,15 @@ million rows does not write a million times.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
+import sys
 import time
+import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +31,21 @@ from scheduler.services import job_records
 FLUSH_SECONDS = 1.0
 #: Set in the entrypoint of a job sent with ``ray job submit`` (its config and metadata).
 RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def run_job(
+    argv: Sequence[str] | None,
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], Awaitable[object]],
+) -> None:
+    """A job's entrypoint: its arguments parsed (exit 2 on bad ones), then the job run; a
+    job that fails prints why and exits 1 (its record says why too)."""
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
 
 
 def ray_submission_id() -> str | None:

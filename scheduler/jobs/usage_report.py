@@ -11,12 +11,9 @@ The file is written next to ``--out`` and renamed onto it when complete.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import dataclasses
 import json
-import sys
-import traceback
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,7 +22,7 @@ from pathlib import Path
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.domain.usage_stats import UsageTotal
-from scheduler.jobs.run import JobRun
+from scheduler.jobs.run import JobRun, run_job
 from scheduler.services.statistics import usage_totals
 
 KIND = "usage_report"
@@ -98,12 +95,7 @@ async def run(args: argparse.Namespace, settings: Settings | None = None) -> Job
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)  # the job's record says why too
+    run_job(argv, parse_args, run)
 
 
 if __name__ == "__main__":
