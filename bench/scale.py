@@ -1,6 +1,6 @@
 """Scale: the same requests on a small fleet and on a big one, in one run.
 
-    python -m bench.scale --requests 30 --waiters 200       # 40×10 against 10,000×10
+    python -m bench.scale --requests 30                     # 40×10 against 10,000×10, 1,000 waiters
     python -m bench.scale --nodes 2000 --markdown /tmp/scale.md --json /tmp/scale.json
 
 Each fleet gets a fresh database (migrated from empty) whose nodes and devices are written
@@ -10,10 +10,9 @@ token come through the API. The app runs in this process (httpx over ASGI, no HT
 no Ray: one in-process node agent serves every node), devices reset in no time. Measured,
 in this order: ``GET /scheduler/devices/available?limit=50`` (as polled: the fleet's total
 remembered for a second; then with each call counting it); allocate (then its release,
-not timed); a drain of ``--waiters`` queue entries;
+not timed); a drain of ``--waiters`` queue entries (written by SQL, then one drain
+timed);
 one heartbeat of every node (one ``UPDATE`` for all of them, as a node agent sends it).
-The drain: the entries join while every device is held ``resetting`` (by SQL), then the
-devices are freed and one drain is timed.
 Figures are p50 of ``--requests`` calls (the drain: one run; the heartbeat: p50 of 5).
 """
 
@@ -34,12 +33,15 @@ from typing import Any
 
 import httpx
 import psycopg
+from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
 from bench.request_path.database import forget_stream, fresh_database, servers
+from scheduler.adapters.sql_queue import requirements_to_json
 from scheduler.bootstrap import build_services
 from scheduler.config import Settings
+from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
@@ -48,8 +50,6 @@ from serve.launcher import ClusterPorts
 PORTS = ClusterPorts.from_http_port(8880)
 HEARTBEAT_SECONDS = 5.0
 REGIONS = 5
-#: Joins sent at once (each waits up to 2 s for its first view; more ran the pool dry).
-JOIN_CONCURRENCY = 5
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-nodes", type=int, default=40, help="nodes of the small fleet")
     parser.add_argument("--devices-per-node", type=int, default=10)
     parser.add_argument("--requests", type=int, default=30, help="calls per figure")
-    parser.add_argument("--waiters", type=int, default=200, help="queue entries to drain")
+    parser.add_argument("--waiters", type=int, default=1000, help="queue entries to drain")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
@@ -135,7 +135,7 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             api = _Api(client, admin)
-            token = await api.user_token()
+            token, tenant = await api.user_token()
             user = {"Authorization": f"Bearer {token}"}
 
             async def available() -> None:
@@ -161,7 +161,7 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
                 await client.post(
                     "/scheduler/devices/release", headers=user, json={"allocationId": allocation_id}
                 )
-            drain_ms, drained = await _drain(url, services.queue, client, user, args.waiters)
+            drain_ms, drained = await _drain(url, services.queue, tenant, args.waiters)
         agent = services.lifecycle.agent  # type: ignore[attr-defined]
         async with services.uow() as uow:
             for node in await uow.nodes.list():
@@ -182,25 +182,24 @@ async def measure(url: str, redis_url: str, nodes: int, args: argparse.Namespace
     )
 
 
-async def _drain(
-    url: str, queue: Any, client: httpx.AsyncClient, user: dict[str, str], waiters: int
-) -> tuple[float, int]:
-    """Join ``waiters`` entries while no device is free (every device resetting, by SQL),
-    free the devices again, and time one drain."""
+async def _drain(url: str, queue: Any, tenant: dict[str, Any], waiters: int) -> tuple[float, int]:
+    """``waiters`` entries written by SQL (a join through the API waits for its first view,
+    which at this size is what the drain measures anyway), then one drain timed."""
     assert isinstance(queue, QueueDrainer)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE devices SET status = 'resetting' WHERE status = 'available'")
-        for start in range(0, waiters, JOIN_CONCURRENCY):  # a join waits for its first view
-            joined = await asyncio.gather(
-                *(
-                    client.post("/scheduler/queue/join", headers=user, json={"durationMinutes": 30})
-                    for _ in range(min(JOIN_CONCURRENCY, waiters - start))
-                )
-            )
-            refused = [r for r in joined if r.status_code not in (201, 202)]
-            assert not refused, refused[0].text
-        await queue.idle()
-        conn.execute("UPDATE devices SET status = 'available' WHERE status = 'resetting'")
+        conn.execute(
+            "INSERT INTO queue_entries (id, tenant_id, user_id, tier, status, duration_minutes,"
+            " requirements, submitted_at, deadline_at) SELECT gen_random_uuid(), %(tenant)s,"
+            " 'scale', %(tier)s, 'waiting', 30, %(requirements)s,"
+            " now() - make_interval(secs => %(n)s - i), now() + interval '1 hour'"
+            " FROM generate_series(1, %(n)s) i",
+            {
+                "tenant": tenant["id"],
+                "tier": tenant["tier"],
+                "requirements": Jsonb(requirements_to_json(DeviceRequirements())),
+                "n": waiters,
+            },
+        )
     started = time.perf_counter()
     granted = await queue.drain()
     return (time.perf_counter() - started) * 1000, granted
@@ -211,7 +210,8 @@ class _Api:
         self._client = client
         self._admin = {"Authorization": f"Bearer {admin}"}
 
-    async def user_token(self) -> str:
+    async def user_token(self) -> tuple[str, dict[str, Any]]:
+        """A user token of a new tenant with room for every device, and that tenant."""
         quota = {"maxDevices": 100_000, "cpuCores": 10**6, "memoryMB": 10**9, "storageMB": 10**11}
         r = await self._client.post(
             "/scheduler/admin/tenants",
@@ -219,13 +219,14 @@ class _Api:
             json={"name": f"scale-{uuid.uuid4().hex[:8]}", "quota": quota},
         )
         assert r.status_code == 201, r.text
+        tenant = r.json()
         r = await self._client.post(
             "/scheduler/admin/tokens",
             headers=self._admin,
-            json={"tenantId": r.json()["id"], "userId": "scale", "role": "user"},
+            json={"tenantId": tenant["id"], "userId": "scale", "role": "user"},
         )
         assert r.status_code == 201, r.text
-        return str(r.json()["token"])
+        return str(r.json()["token"]), tenant
 
 
 def report(small: FleetFigures, big: FleetFigures) -> list[list[str]]:
