@@ -22,6 +22,7 @@ from scheduler.adapters.sql_candidates import (
     tolerated,
 )
 from scheduler.adapters.sql_fleet import DEVICE_COLUMNS, device_from_row
+from scheduler.adapters.sql_tenancy import LOCK_TENANT
 from scheduler.domain.allocations import Allocation, AllocationStatus, UsageRecord
 from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Scope
@@ -38,15 +39,21 @@ EXPIRING_SOON = timedelta(minutes=10)
 #: wins), then long ones under contention.
 CLAIM_BATCHES = (8, 256)
 
-GRANT_STEPS = f"""
-WITH claimed AS (
-    UPDATE devices d SET status = 'allocated', status_changed_at = %(at)s
-    WHERE d.id = (
+#: The first still-available, unbooked device of ``%(ids)s`` (in their order), held.
+FIRST_OF_IDS = f"""
         SELECT c.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)
         JOIN devices c ON c.id = r.id
         WHERE c.status = 'available' AND {NOT_BOOKED_BEFORE_LEASE_END.replace("d.id", "c.id")}
         ORDER BY r.pos LIMIT 1
-        FOR UPDATE OF c SKIP LOCKED)
+        FOR UPDATE OF c SKIP LOCKED"""
+
+
+def grant_steps(first_device: str) -> str:
+    """Claim the device ``first_device`` selects, charge the tenant, insert the lease."""
+    return f"""
+WITH claimed AS (
+    UPDATE devices d SET status = 'allocated', status_changed_at = %(at)s
+    WHERE d.id = ({first_device})
     RETURNING {DEVICE_COLUMNS}
 ), charged AS (
     UPDATE tenants t SET used_devices = t.used_devices + 1,
@@ -71,7 +78,11 @@ WITH claimed AS (
     FROM claimed c, charged
     RETURNING id
 )"""
-GRANT = GRANT_STEPS + " SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d"
+
+
+GRANT_STEPS = grant_steps(FIRST_OF_IDS)
+GRANT_RESULT = " SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d"
+GRANT = GRANT_STEPS + GRANT_RESULT
 #: The grant sent with its transaction's COMMIT: it refuses (aborting the transaction) unless
 #: it leased one of the devices, so the commit never keeps half of it.
 GRANT_OR_REFUSE = (
@@ -138,6 +149,34 @@ class SqlAllocationRepository(SqlRepository):
             if row is not None:
                 return device_from_row(row), bool(row["granted"])
         raise AssertionError("unreachable")
+
+    async def grant_planned(
+        self,
+        lease: PendingLease,
+        device_ids: Sequence[uuid.UUID],
+        requirements: DeviceRequirements,
+    ) -> tuple[Device, bool] | None:
+        """``grant`` of a plan's devices without reading the fleet: the first of
+        ``device_ids`` that still matches ``requirements`` on a ready, untainted node (all
+        checked again in the statement), the tenant's row locked first as a fresh read's
+        grant holds it. For requests that tolerate no taint (taints are otherwise matched
+        in Python)."""
+        assert not requirements.tolerations, "a tolerating request takes the read's path"
+        clauses, params = matching_clauses(requirements)
+        first = (
+            "SELECT d.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)"
+            " JOIN devices d ON d.id = r.id JOIN nodes n ON n.id = d.node_id"
+            f" WHERE d.status = 'available' AND {NOT_BOOKED_BEFORE_LEASE_END}"
+            f" AND {' AND '.join(clauses)} ORDER BY r.pos LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
+        )
+        with translate_db_errors():
+            await self._connection.execute(LOCK_TENANT, {"id": lease.tenant_id})
+            cursor = await self._connection.execute(
+                grant_steps(first) + GRANT_RESULT,
+                {**params, **_grant_params(lease, device_ids)},
+            )
+            row = await cursor.fetchone()
+        return (device_from_row(row), bool(row["granted"])) if row else None
 
     async def grant_at_commit(
         self, lease: PendingLease, device_ids: Sequence[uuid.UUID]

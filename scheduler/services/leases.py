@@ -37,14 +37,20 @@ async def place_lease(
     The tenant row stays locked to the end of the transaction: a tenant's grants serialize
     there, so a claimed device is never rolled back for quota (which would have made
     concurrent requests skip a device that ends up free). ``preferred`` devices (a plan's
-    choice) are tried first, then the best fits.
+    choice) are tried first — claimed without a read of the fleet while one still matches,
+    its node's status, labels and taints checked again in the statement — then the best
+    fits.
 
     Raises:
         NoCapacity: no available device matches.
         QuotaExceeded: the tenant's quota does not admit any matching device.
     """
     uow = unit.uow
-    for _ in range(CLAIM_ATTEMPTS):
+    claimed = None
+    if preferred and not requirements.tolerations:
+        # a plan's device, checked again in SQL: no read of the fleet when it is still free
+        claimed = await uow.allocations.grant_planned(lease, preferred, requirements)
+    for _ in range(CLAIM_ATTEMPTS if claimed is None else 0):
         snapshot = await uow.devices.placement_snapshot(lease.tenant_id, requirements)
         ids = ranked_device_ids(snapshot, requirements, preferred)
         claimed = await uow.allocations.grant(lease, ids) if ids else None
@@ -93,8 +99,9 @@ def ranked_device_ids(
     requirements: DeviceRequirements,
     preferred: Sequence[uuid.UUID] = (),
 ) -> list[uuid.UUID]:
-    """The ids of the snapshot's candidates the tenant's quota admits, ``preferred`` first,
-    then best fit first.
+    """The ids of the snapshot's candidates the tenant's quota admits, ``preferred`` first
+    (those the snapshot offers: a plan's device whose node left service since is not), then
+    best fit first.
 
     Raises:
         QuotaExceeded: the quota admits none of them.
@@ -112,12 +119,11 @@ def ranked_device_ids(
         raise QuotaExceeded(
             f"no matching device fits the tenant's remaining quota {tenant.headroom}"
         )
-    return [*preferred] + [
-        device_id
-        for row in ranked
-        for device_id in candidates.ids[row]  # type: ignore[attr-defined]
-        if device_id not in preferred
-    ]
+    best = [device_id for row in ranked for device_id in candidates.ids[row]]  # type: ignore[attr-defined]
+    # a preferred device only as the read offers it: matching, free, on a ready node
+    offered = set(best)
+    first = [device_id for device_id in preferred if device_id in offered]
+    return first + [device_id for device_id in best if device_id not in first]
 
 
 def granted(lease: PendingLease, device: Device) -> tuple[Grant, events.AllocationGranted]:

@@ -181,6 +181,15 @@ class AllocationRepository(Protocol):
         quota admitted it (when it did not, nothing was inserted)."""
         ...
 
+    async def grant_planned(
+        self,
+        lease: PendingLease,
+        device_ids: Sequence[uuid.UUID],
+        requirements: DeviceRequirements,
+    ) -> tuple[Device, bool] | None:
+        """Claim the first of a plan's devices that still matches, without a fleet read."""
+        ...
+
     async def grant_at_commit(
         self, lease: PendingLease, device_ids: Sequence[uuid.UUID]
     ) -> Callable[[], Awaitable[uuid.UUID]]:
