@@ -103,13 +103,7 @@ def candidate_query(
         for column, alias in DETAIL_ARRAYS.items()
     )
     query = f"""
-WITH classes AS (
-    SELECT d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb, n.max_devices{taints},
-        count(*) AS free
-    FROM devices d JOIN nodes n ON n.id = d.node_id
-    WHERE d.status = 'available' AND {" AND ".join(clauses)}
-    GROUP BY d.node_id, n.max_devices, d.cpu_cores, d.memory_mb, d.storage_mb{taints}
-), scored AS (
+WITH {_classes(clauses, taints)}, scored AS (
     SELECT c.*,
         1.0 - (sum(c.free) OVER (PARTITION BY c.node_id))::float8
             / greatest(c.max_devices, 1) AS occupancy,
@@ -140,6 +134,31 @@ SELECT b.*, sample.* FROM best b CROSS JOIN LATERAL (
 ) sample
 """
     return query, params
+
+
+def _classes(clauses: list[str], taints: str) -> str:
+    """The ``classes`` CTE: free matching devices per node and size. When no clause mixes
+    the device's and the node's columns (labels do), the devices are grouped first and the
+    few groups joined to their nodes: half the time of joining every device at 100,000."""
+    device = [c for c in clauses if c.startswith("d.")]
+    node = [c for c in clauses if c.startswith("n.")]
+    if len(device) + len(node) < len(clauses):
+        return f"""classes AS (
+    SELECT d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb, n.max_devices{taints},
+        count(*) AS free
+    FROM devices d JOIN nodes n ON n.id = d.node_id
+    WHERE d.status = 'available' AND {" AND ".join(clauses)}
+    GROUP BY d.node_id, n.max_devices, d.cpu_cores, d.memory_mb, d.storage_mb{taints}
+)"""
+    return f"""grouped AS (
+    SELECT d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb, count(*) AS free
+    FROM devices d WHERE {" AND ".join(["d.status = 'available'", *device])}
+    GROUP BY d.node_id, d.cpu_cores, d.memory_mb, d.storage_mb
+), classes AS (
+    SELECT g.node_id, g.cpu_cores, g.memory_mb, g.storage_mb, n.max_devices{taints}, g.free
+    FROM grouped g JOIN nodes n ON n.id = g.node_id
+    WHERE {" AND ".join(node) or "TRUE"}
+)"""
 
 
 def detailed_devices(rows: Sequence[Row]) -> dict[uuid.UUID, Device]:
