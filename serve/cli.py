@@ -294,6 +294,7 @@ def _print_summary(
     table.add_column()
     table.add_row("API", api_url)
     table.add_row("API docs", f"{api_url}/docs")
+    table.add_row("Operations page", f"{api_url}/ops")
     if dashboard_url:
         table.add_row("Ray dashboard", dashboard_url)
     if metrics:
@@ -396,7 +397,7 @@ def status(
     else:
         api_url = f"http://127.0.0.1:{settings.http_port}"
     rows.append(("Serve app", *_check_http(f"{api_url}/healthz")))
-    urls = {"api": api_url, "apiDocs": f"{api_url}/docs"}
+    urls = {"api": api_url, "apiDocs": f"{api_url}/docs", "operations": f"{api_url}/ops"}
     if head is not None:
         urls |= {
             "dashboard": head.dashboard_url,

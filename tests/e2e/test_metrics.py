@@ -100,5 +100,6 @@ def test_status_lists_every_url_as_json(fleet: RunningFleet) -> None:
     status = json.loads(done.stdout)
     ports = ClusterPorts.from_http_port(E2E_HTTP_PORT)
     assert status["urls"]["metrics"] == ports.metrics_url
+    assert status["urls"]["operations"] == f"{fleet.api_url}/ops"
     assert status["urls"]["dashboard"].endswith(f":{ports.dashboard}")
     assert all(c["up"] is not False for c in status["components"])
