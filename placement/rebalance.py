@@ -362,6 +362,8 @@ def _slot_terms(
     model = frame.model
     now = frame.counts(frame.stays)
     reach = np.bincount(frame.node, minlength=len(now))  # pairs on the node: a count bound
+    by_node = np.argsort(frame.node, kind="stable")
+    pairs_of = np.split(by_node, np.cumsum(reach)[:-1])  # each node's pairs, in one pass
     terms: list[tuple[cp_model.IntVar, int]] = []
     for n in np.flatnonzero(reach).tolist():
         low = max(int(now[n]) - max_moves, 0)
@@ -370,8 +372,7 @@ def _slot_terms(
             continue
         rewards = model.node_reward(np.full(high - low, n), np.arange(low + 1, high + 1))
         slots = [cp.new_bool_var("") for _ in range(high - low)]
-        on_node = np.flatnonzero(frame.node == n).tolist()
-        cp.add(sum(slots) <= sum(x[e] for e in on_node) - low)
+        cp.add(sum(slots) <= sum(x[e] for e in pairs_of[n].tolist()) - low)
         for earlier, later in itertools.pairwise(slots):
             cp.add_implication(later, earlier)
         for j, slot in enumerate(slots, start=low + 1):

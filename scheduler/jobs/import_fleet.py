@@ -17,7 +17,7 @@ import argparse
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,9 +27,10 @@ from scheduler.domain.errors import SchedulerError
 from scheduler.domain.fleet import Device, Node, NodeStatus
 from scheduler.domain.identity import SYSTEM
 from scheduler.domain.jobs import JobError
+from scheduler.domain.resources import Resources
 from scheduler.jobs.fleet_file import FleetRow, read_fleet_file
 from scheduler.jobs.run import JobRun, job_services, run_job
-from scheduler.services.commands import AddDevices, RegisterNode
+from scheduler.services.commands import RegisterNode
 
 KIND = "import_fleet"
 #: What makes devices alike in a group: size, Android version, labels.
@@ -46,24 +47,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _group(device: Device) -> GroupKey:
-    spec = device.spec
+def _group(resources: Resources, android_version: str, labels: Mapping[str, str]) -> GroupKey:
     return (
-        float(spec.resources.cpu_cores),
-        spec.resources.memory_mb,
-        spec.resources.storage_mb,
-        spec.android_version,
-        tuple(sorted(spec.labels.items())),
-    )
-
-
-def _group_of(command: AddDevices) -> GroupKey:
-    return (
-        float(command.resources.cpu_cores),
-        command.resources.memory_mb,
-        command.resources.storage_mb,
-        command.android_version,
-        tuple(sorted(command.labels.items())),
+        float(resources.cpu_cores),
+        resources.memory_mb,
+        resources.storage_mb,
+        android_version,
+        tuple(sorted(labels.items())),
     )
 
 
@@ -91,7 +81,9 @@ class _Import:
         self.nodes: dict[str, Node | None] = {n.name: n for n in live}
         name_of = {n.id: n.name for n in live}
         self.have: Counter[tuple[str, GroupKey]] = Counter(
-            (name_of[d.node_id], _group(d)) for d in devices if d.node_id in name_of
+            (name_of[d.node_id], _group(d.spec.resources, d.spec.android_version, d.spec.labels))
+            for d in devices
+            if d.node_id in name_of
         )
         self.dry_run = dry_run
         self.created: Counter[str] = Counter()
@@ -161,7 +153,7 @@ async def _apply(services: Services, state: _Import, row: FleetRow, digest: str)
     if row.devices is not None:
         node = state.nodes[name]
         command = row.devices.to_command(node.id if node else uuid.UUID(int=0))
-        key = (name, _group_of(command))
+        key = (name, _group(command.resources, command.android_version, command.labels))
         missing = command.count - state.have[key]
         if missing > 0:
             if not state.dry_run:
