@@ -70,7 +70,7 @@ class HousekeeperActor:
         try:
             async with self._services.uow() as uow:
                 nodes = await uow.nodes.list()
-            self._lifecycle.ensure_actors([n.id for n in nodes])
+            self._lifecycle.ensure_actors([(n.id, n.host) for n in nodes])
         except Exception:
             logger.exception("could not start the node actors")
         due = None

@@ -19,6 +19,12 @@ def node_actor_name(node_id: uuid.UUID, shards: int) -> str:
     return f"{NODE_ACTOR_PREFIX}shard-{zlib.crc32(node_id.bytes) % shards}"
 
 
+def host_resource(host: str) -> str:
+    """The Ray resource a phone host's Ray node offers (``ray start --resources``) so that
+    the NodeActors of that host's nodes run there and nowhere else."""
+    return f"phonefleet-host:{host}"
+
+
 def node_of_actor(name: str) -> uuid.UUID | None:
     """The one node a per-node actor serves (None for a shard's actor)."""
     suffix = name.removeprefix(NODE_ACTOR_PREFIX)

@@ -55,8 +55,8 @@ from bench.request_path.pairs import SettingResult, idle_cpu, measure
 from bench.request_path.profile import profile_service
 from bench.request_path.report import RunResult
 from bench.request_path.servers import serve_app, uvicorn_app
+from scheduler.cli.cluster_ports import ClusterPorts
 from scheduler.config import Settings
-from serve.launcher import ClusterPorts
 
 MODES = ["uvicorn", "serve", "floor"]
 NARROWEST_CONSOLE = 120

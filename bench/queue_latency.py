@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -89,24 +88,22 @@ async def run_in_process(settings: Settings, waiters: int, devices: int) -> str:
 
 async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
     from actors.housekeeper import ensure_housekeeper
-    from serve import launcher
-    from serve.cli import _app_args
+    from bench.request_path.servers import phonefleet_env
+    from scheduler.cli.bring_up import app_args
+    from scheduler.cli.cluster_ports import ClusterPorts
+    from scheduler.cli.ray_head import start_head
+    from scheduler.cli.ray_nodes import stop_ray_node
+    from scheduler.cli.serve_app import APP_IMPORT_PATH, deploy_app
 
     data_dir = Path(tempfile.mkdtemp(prefix="pf-bench-queue-"))
-    ports = launcher.ClusterPorts.from_http_port(8900)
-    env = {
-        f"PHONEFLEET_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
-        for k, v in _app_args(settings).items()
-    }
+    ports = ClusterPorts.from_http_port(8900)
     admin = "pf_bench_" + uuid.uuid4().hex
     services = build_services(settings)
     await ensure_admin_token(services.uow(), admin, now=services.clock())
     await services.close()
-    head = launcher.start_head(data_dir, ports, env)
+    head = start_head(data_dir, ports, phonefleet_env(settings))
     try:
-        url = launcher.deploy_app(
-            head.address, ports, "serve.deployment:app_builder", _app_args(settings)
-        )
+        url = deploy_app(head.address, ports, APP_IMPORT_PATH, app_args(settings))
         ensure_housekeeper(settings)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             node_id = await scenario(client, admin, waiters, devices)
@@ -116,7 +113,7 @@ async def run_on_serve(settings: Settings, waiters: int, devices: int) -> str:
         import ray
 
         ray.shutdown()  # disconnect this driver before its cluster goes away
-        launcher.stop_head(data_dir)
+        stop_ray_node(data_dir)
 
 
 def main() -> None:

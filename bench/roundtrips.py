@@ -56,11 +56,11 @@ from bench.request_path.database import forget_stream, fresh_database, server_ve
 from bench.request_path.fleet import seed_fleet
 from bench.request_path.wire import WireCounter, WireCounts
 from scheduler.bootstrap import Services, build_services
+from scheduler.cli.cluster_ports import ClusterPorts
 from scheduler.config import Settings
 from scheduler.services.node_agent import InProcessDeviceLifecycle
 from scheduler.services.queue_dispatch import QueueDrainer
 from serve.app import create_app
-from serve.launcher import ClusterPorts
 
 ALLOCATE_PATH = "/scheduler/devices/allocate"
 RELEASE_PATH = "/scheduler/devices/release"

@@ -40,12 +40,12 @@ from rich.table import Table
 from bench.request_path.database import forget_stream, fresh_database, servers
 from scheduler.adapters.sql_queue import requirements_to_json
 from scheduler.bootstrap import build_services
+from scheduler.cli.cluster_ports import ClusterPorts
 from scheduler.config import Settings
 from scheduler.domain.resources import DeviceRequirements
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import ensure_admin_token
 from serve.app import create_app
-from serve.launcher import ClusterPorts
 
 PORTS = ClusterPorts.from_http_port(8880)
 HEARTBEAT_SECONDS = 5.0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EVENTS_STREAM = "phonefleet:events"
@@ -50,8 +51,12 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     node_offline_after_seconds: float = Field(default=30.0, gt=0)
     node_actor_shards: int = 0
-    #: Ray resources a NodeActor asks for, e.g. ``{"phone_host": 0.01}`` to run node actors
-    #: on the cluster's phone hosts (cluster.yaml gives those hosts that resource).
+    #: Where a node's NodeActor runs: ``any`` Ray node, or its ``host``'s own Ray node, the
+    #: one started with the resource ``phonefleet-host:<host>`` (``actors.names.host_resource``;
+    #: the actor then waits for that Ray node and comes back only there).
+    node_actor_placement: Literal["any", "host"] = "any"
+    #: Ray resources a NodeActor asks for besides, e.g. ``{"phone_host": 0.01}`` to run node
+    #: actors on any of the cluster's phone hosts (cluster.yaml gives them that resource).
     node_actor_resources: dict[str, float] = Field(default_factory=dict)
     adb_host: str = "127.0.0.1"
 
@@ -81,6 +86,12 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = 0.2
     housekeeper_max_sleep_seconds: float = 1.0
     job_tick_retention_seconds: float = 3600.0
+
+    @model_validator(mode="after")
+    def _one_actor_per_host(self) -> Settings:
+        if self.node_actor_placement == "host" and self.node_actor_shards:
+            raise ValueError("node_actor_placement 'host' runs one actor per node: no shards")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -118,6 +129,17 @@ class Settings(BaseSettings):
 
 def has_password(url: str) -> bool:
     return urlsplit(url).password is not None
+
+
+def redacted_url(url: str, mask: str = "***") -> str:
+    """``url`` with its password replaced by ``mask`` (dropped when the mask is empty)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    userinfo = f"{user}:{mask}" if mask else user
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}"))
 
 
 def with_password_from(url: str, password_file: Path | None) -> str:

@@ -22,7 +22,6 @@ from scheduler.config import Settings, has_password
 from serve.app import create_app
 from serve.latency import LatencyMiddleware
 
-APP_NAME = "phonefleet"
 SERVE_OPTIONS = ("num_replicas", "max_ongoing_requests")
 
 log = logging.getLogger(__name__)

@@ -44,16 +44,17 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     redis_url = os.environ.get("PHONEFLEET_TEST_REDIS_URL")
     data_dir: Path | None = None
     if not db_url or not redis_url:
-        from scheduler.adapters import embedded_servers
+        from scheduler.cli.embedded_postgres import start_embedded_postgres
+        from scheduler.cli.embedded_redis import start_embedded_redis
 
         data_dir = tmp_path_factory.mktemp("embedded")
-        db_url = db_url or embedded_servers.start_embedded_postgres(data_dir)
-        redis_url = redis_url or embedded_servers.start_embedded_redis(data_dir, 6391)
+        db_url = db_url or start_embedded_postgres(data_dir)
+        redis_url = redis_url or start_embedded_redis(data_dir, 6391)
     yield db_url, redis_url
     if data_dir is not None:
-        from scheduler.adapters import embedded_servers
+        from scheduler.cli.embedded_servers import stop_embedded_servers
 
-        embedded_servers.stop_embedded_servers(data_dir)
+        stop_embedded_servers(data_dir)
 
 
 @pytest.fixture(scope="session")

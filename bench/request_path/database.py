@@ -2,7 +2,7 @@
 
 PostgreSQL comes from ``PHONEFLEET_BENCH_DATABASE_URL`` (default: the local ``test`` server)
 and Redis from ``PHONEFLEET_BENCH_REDIS_URL`` (default: the local Redis); a server that does
-not answer is replaced by the embedded one (``scheduler.adapters.embedded_servers``) in the
+not answer is replaced by the embedded one (``scheduler.cli.embedded_servers``) in the
 run's temporary folder. Each run creates its own database, migrates it from empty with
 Alembic, and drops it at the end.
 """
@@ -22,7 +22,7 @@ import redis
 from psycopg import sql
 
 from scheduler.adapters.migrations import upgrade_to_head
-from serve.launcher import ClusterPorts
+from scheduler.cli.cluster_ports import ClusterPorts
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -76,19 +76,19 @@ def servers(work_dir: Path, ports: ClusterPorts) -> Iterator[ServerUrls]:
     folder = work_dir / "embedded"
     try:
         if not _postgres_answers(postgres):
-            from scheduler.adapters.embedded_servers import start_embedded_postgres
+            from scheduler.cli.embedded_postgres import start_embedded_postgres
 
             postgres = libpq_url(start_embedded_postgres(folder, port=ports.postgres))
             embedded.append("postgres")
         if not _redis_answers(redis_url):
-            from scheduler.adapters.embedded_servers import start_embedded_redis
+            from scheduler.cli.embedded_redis import start_embedded_redis
 
             redis_url = start_embedded_redis(folder, ports.redis)
             embedded.append("redis")
         yield ServerUrls(libpq_url(postgres), redis_url, tuple(embedded))
     finally:
         if embedded:
-            from scheduler.adapters.embedded_servers import stop_embedded_servers
+            from scheduler.cli.embedded_servers import stop_embedded_servers
 
             stop_embedded_servers(folder)
 

@@ -4,7 +4,7 @@ Both get the same ``Settings``: Serve as the application builder's arguments (an
 ``phonefleet up``, as ``PHONEFLEET_*`` variables in the head's environment, so node actors
 see them too); uvicorn as ``PHONEFLEET_*`` variables of its process. Each context manager
 stops exactly what it started, also on error or Ctrl-C: the Ray head through
-``serve.launcher.stop_head`` (never ``ray stop``), uvicorn by its pid.
+``scheduler.cli.ray_nodes.stop_ray_node`` (never ``ray stop``), uvicorn by its pid.
 """
 
 from __future__ import annotations
@@ -19,23 +19,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from scheduler.cli.bring_up import app_args
+from scheduler.cli.cluster_ports import LOOPBACK, ClusterPorts
+from scheduler.cli.ray_head import start_head
+from scheduler.cli.ray_nodes import stop_ray_node
+from scheduler.cli.serve_app import APP_IMPORT_PATH, deploy_app
 from scheduler.config import Settings
-from serve import launcher
-from serve.launcher import DEFAULT_IMPORT_PATH, LOOPBACK, ClusterPorts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STANDALONE_FACTORY = "serve.standalone:create_standalone_app"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-
-
-def app_args(settings: Settings) -> dict[str, Any]:
-    """The Settings every replica is built from (as ``serve.cli`` passes them)."""
-    return settings.model_dump(mode="json", exclude={"admin_token", "data_dir"}, exclude_none=True)
 
 
 def phonefleet_env(settings: Settings) -> dict[str, str]:
@@ -71,15 +68,15 @@ def serve_app(settings: Settings, data_dir: Path, http_port: int) -> Iterator[st
     """A Ray head of its own with the PhoneFleet Serve app; yields the Serve HTTP URL."""
     ports = ClusterPorts.from_http_port(http_port)
     try:
-        head = launcher.start_head(data_dir, ports, env_extra=phonefleet_env(settings))
+        head = start_head(data_dir, ports, env_extra=phonefleet_env(settings))
         _quiet_ray()
-        url = launcher.deploy_app(head.address, ports, DEFAULT_IMPORT_PATH, app_args(settings))
+        url = deploy_app(head.address, ports, APP_IMPORT_PATH, app_args(settings))
         _disconnect_driver()
         yield url
     finally:
         with contextlib.suppress(Exception):
             _disconnect_driver()
-        launcher.stop_head(data_dir)
+        stop_ray_node(data_dir)
 
 
 # --------------------------------------------------------------------------- uvicorn

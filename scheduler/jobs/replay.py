@@ -76,7 +76,7 @@ async def _replays(
         return reports
     import ray
 
-    from serve.launcher import connect
+    from actors.ray_client import connect
 
     connect(os.environ["RAY_ADDRESS"])
     task = ray.remote(num_cpus=1)(replay)

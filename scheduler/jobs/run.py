@@ -66,7 +66,7 @@ def job_services(settings: Settings) -> Services:
         return build_services(settings)
     from actors.node_actor import RayDeviceLifecycle
     from actors.queue_actor import RayQueueDispatcher
-    from serve.launcher import connect
+    from actors.ray_client import connect
 
     connect(address)
     return build_services(

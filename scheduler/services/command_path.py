@@ -62,8 +62,8 @@ class Effects:
 
     resets: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     provisions: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
-    #: Nodes whose agent must be running (a node just registered).
-    agents: list[uuid.UUID] = field(default_factory=list)
+    #: Nodes whose agent must be running (a node just registered), with their hosts.
+    agents: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     wake_queue: bool = False
     new_entries: bool = False
     #: The wake is for these tenants' waiters only (quota freed); empty: for any waiter.
@@ -73,8 +73,8 @@ class Effects:
     def reset(self, node_id: uuid.UUID, device_id: uuid.UUID) -> None:
         self.resets.append((node_id, device_id))
 
-    def start_agent(self, node_id: uuid.UUID) -> None:
-        self.agents.append(node_id)
+    def start_agent(self, node_id: uuid.UUID, host: str) -> None:
+        self.agents.append((node_id, host))
 
     def wake(self, *, new_entries: bool = False, tenant: uuid.UUID | None = None) -> None:
         """Drain once committed: always for ``new_entries``; for ``tenant``, only if that
@@ -99,8 +99,8 @@ async def apply_effects(
 ) -> None:
     """Hand committed effects to the ports: the agents to start, one reset and one
     provisioning request per node (provisioning is awaited), then one wake of the queue."""
-    for node_id in effects.agents:
-        lifecycle.start_agent(node_id)
+    for node_id, host in effects.agents:
+        lifecycle.start_agent(node_id, host)
     for node_id, device_ids in by_node(effects.resets).items():
         lifecycle.request_reset(node_id, device_ids)
     for node_id, device_ids in by_node(effects.provisions).items():

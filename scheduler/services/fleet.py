@@ -49,7 +49,7 @@ async def register_node(command: RegisterNode, unit: Unit) -> Node:
     )
     await unit.uow.nodes.add(node)
     unit.emit(events.NodeRegistered(occurred_at=unit.now, node_id=node.id, name=node.name))
-    unit.effects.start_agent(node.id)  # it heartbeats from now on, devices or not
+    unit.effects.start_agent(node.id, node.host)  # it heartbeats from now on, devices or not
     return node
 
 

@@ -315,8 +315,8 @@ class InProcessDeviceLifecycle:
     async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:
         await self.agent.simulate(node_id, device_id, action)
 
-    def start_agent(self, node_id: uuid.UUID) -> None:
-        self.agent.adopt(node_id)
+    def start_agent(self, node_id: uuid.UUID, host: str) -> None:
+        self.agent.adopt(node_id)  # this one agent serves every node, whatever its host
 
     def request_reset(self, node_id: uuid.UUID, device_ids: Sequence[uuid.UUID]) -> None:
         task = asyncio.get_running_loop().create_task(self.agent.reset(node_id, device_ids))

@@ -593,8 +593,9 @@ class DeviceLifecycle(Protocol):
         """Ask for a reset without waiting; the node reconciles anything lost."""
         ...
 
-    def start_agent(self, node_id: uuid.UUID) -> None:
-        """Make sure the node has a running agent (it heartbeats); without waiting."""
+    def start_agent(self, node_id: uuid.UUID, host: str) -> None:
+        """Make sure the node has a running agent (it heartbeats), on its ``host`` where the
+        runtime places agents by host; without waiting."""
         ...
 
     async def simulate(self, node_id: uuid.UUID, device_id: uuid.UUID | None, action: str) -> None:

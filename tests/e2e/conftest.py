@@ -3,6 +3,7 @@ against this session's database and Redis, on ports of its own; ``phonefleet dow
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -65,7 +66,7 @@ def run_cli(
     env: dict[str, str], *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "serve.cli", *args],
+        [sys.executable, "-m", "scheduler.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -74,11 +75,10 @@ def run_cli(
     )
 
 
-@pytest.fixture(scope="session")
-def e2e_database_url(server_urls: tuple[str, str]) -> Iterator[str]:
-    """An empty database of its own: ``up`` migrates it, and the nodes the integration tests
-    registered elsewhere never become this cluster's node actors."""
-    base = server_urls[0].replace("postgresql+psycopg://", "postgresql://")
+@contextlib.contextmanager
+def empty_database(server_url: str) -> Iterator[str]:
+    """A new database on the session's server, dropped after."""
+    base = server_url.replace("postgresql+psycopg://", "postgresql://")
     name = f"phonefleet_e2e_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -90,26 +90,42 @@ def e2e_database_url(server_urls: tuple[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def e2e_database_url(server_urls: tuple[str, str]) -> Iterator[str]:
+    """An empty database of its own: ``up`` migrates it, and the nodes the integration tests
+    registered elsewhere never become this cluster's node actors."""
+    with empty_database(server_urls[0]) as url:
+        yield url
+
+
+def fleet_env(
+    settings: Settings, database_url: str, data_dir: Path, admin_token: str, http_port: int
+) -> dict[str, str]:
+    """The environment of ``phonefleet`` for a fleet of its own: fast resets and heartbeats."""
+    env = {
+        **os.environ,
+        "PHONEFLEET_DATA_DIR": str(data_dir),
+        "PHONEFLEET_DATABASE_URL": database_url,
+        "PHONEFLEET_REDIS_URL": str(settings.redis_url),
+        "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
+        "PHONEFLEET_ADMIN_TOKEN": admin_token,
+        "PHONEFLEET_HTTP_PORT": str(http_port),
+        "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",
+        "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
+        "PHONEFLEET_HEARTBEAT_SECONDS": "1",
+        "PHONEFLEET_NODE_OFFLINE_AFTER_SECONDS": str(OFFLINE_AFTER_SECONDS),
+    }
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture(scope="session")
 def fleet(
     settings: Settings, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningFleet]:
     data_dir = tmp_path_factory.mktemp("fleet")
     token = "pf_e2e_" + secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "PHONEFLEET_DATA_DIR": str(data_dir),
-        "PHONEFLEET_DATABASE_URL": e2e_database_url,
-        "PHONEFLEET_REDIS_URL": str(settings.redis_url),
-        "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
-        "PHONEFLEET_ADMIN_TOKEN": token,
-        "PHONEFLEET_HTTP_PORT": str(E2E_HTTP_PORT),
-        "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",
-        "PHONEFLEET_NODE_RECONCILE_SECONDS": "1",
-        "PHONEFLEET_HEARTBEAT_SECONDS": "1",
-        "PHONEFLEET_NODE_OFFLINE_AFTER_SECONDS": str(OFFLINE_AFTER_SECONDS),
-        "PHONEFLEET_NODE_ACTOR_SHARDS": str(NODE_ACTOR_SHARDS),
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = fleet_env(settings, e2e_database_url, data_dir, token, E2E_HTTP_PORT)
+    env["PHONEFLEET_NODE_ACTOR_SHARDS"] = str(NODE_ACTOR_SHARDS)
     up = run_cli(env, "up", "--demo")
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -31,11 +31,12 @@ def cluster(fleet: RunningFleet) -> Iterator[None]:
     """This test process connected to the fleet's Ray cluster as a driver."""
     import ray
 
-    from serve import launcher
+    from actors.ray_client import connect
+    from scheduler.cli.ray_head import head_status
 
-    head = launcher.head_status(fleet.data_dir)
+    head = head_status(fleet.data_dir)
     assert head is not None
-    launcher.connect(head.address)
+    connect(head.address)
     try:
         yield
     finally:

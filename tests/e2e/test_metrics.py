@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from serve.launcher import ClusterPorts
+from scheduler.cli.cluster_ports import ClusterPorts
 from tests.e2e.conftest import (
     E2E_HTTP_PORT,
     RunningFleet,

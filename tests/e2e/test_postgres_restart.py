@@ -19,9 +19,9 @@ import httpx
 import psycopg
 import pytest
 
-from scheduler.adapters.embedded_servers import start_embedded_postgres
 from scheduler.adapters.migrations import upgrade_to_head
 from scheduler.bootstrap import build_services
+from scheduler.cli.embedded_postgres import start_embedded_postgres
 from scheduler.config import Settings
 from scheduler.services.tenancy import ensure_admin_token
 from tests.builders import Server, auth, free_port, new_pool, new_tenant, new_token, start_server
@@ -59,7 +59,7 @@ class OwnPostgres:
 
 @pytest.fixture
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    from scheduler.adapters.embedded_servers import stop_embedded_servers
+    from scheduler.cli.embedded_servers import stop_embedded_servers
 
     data_dir = tmp_path_factory.mktemp("pg-restart")
     port = free_port()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve.launcher import ClusterPorts
+from scheduler.cli.cluster_ports import ClusterPorts
 from tests.e2e.conftest import E2E_HTTP_PORT, RunningFleet, auth, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -162,7 +162,8 @@ def test_the_queue_over_serve_survives_a_queue_actor_restart_and_grants_on_relea
     import ray
 
     from actors.names import NAMESPACE, QUEUE
-    from serve import launcher
+    from actors.ray_client import connect
+    from scheduler.cli.ray_head import head_status
 
     pool = seed_pool(http, fleet.admin_token, "q", 1)
     token = pool.token
@@ -173,9 +174,9 @@ def test_the_queue_over_serve_survives_a_queue_actor_restart_and_grants_on_relea
         for _ in range(3)
     ]
 
-    head = launcher.head_status(fleet.data_dir)
+    head = head_status(fleet.data_dir)
     assert head is not None
-    launcher.connect(head.address)
+    connect(head.address)
     try:
         actor = ray.get_actor(QUEUE, namespace=NAMESPACE)
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from actors.names import host_resource
 from scheduler.config import Settings
 from serve.deployment import SERVE_OPTIONS
 
@@ -50,14 +51,14 @@ def test_the_rendered_serve_config_holds_no_password(
 
 
 def test_up_moves_the_urls_passwords_into_files_only_it_can_read(tmp_path: Path) -> None:
-    from serve.cli import _passwords_to_files
+    from scheduler.cli.bring_up import passwords_to_files
 
     settings = Settings(
         database_url="postgresql://fleet:p%40ss@db.internal:5432/fleet",
         redis_url="redis://:r3dis@cache.internal:6379/0",
     )
 
-    moved = _passwords_to_files(settings, tmp_path)
+    moved = passwords_to_files(settings, tmp_path)
 
     assert "p%40ss" not in str(moved.for_workers())
     assert "r3dis" not in str(moved.for_workers())
@@ -109,8 +110,10 @@ def test_the_manifests_serve_config_builds_the_app_from_the_pods_environment(
     assert "secret" not in spec["serveConfigV2"]
     cluster = spec["rayClusterConfig"]
     (hosts,) = cluster["workerGroupSpecs"]
-    assert json.loads(json.loads(hosts["rayStartParams"]["resources"])) == {"phone_host": 1}
-    assert set(settings.node_actor_resources) == {"phone_host"}
+    offered = json.loads(json.loads(hosts["rayStartParams"]["resources"]))
+    assert offered == {"phone_host": 1, host_resource("$(hostname)"): 1}
+    assert settings.node_actor_placement == "host"
+    assert hosts["template"]["spec"]["hostNetwork"] is True  # $(hostname) is the node's name
     for group in (cluster["headGroupSpec"], hosts):
         assert group["rayStartParams"]["metrics-export-port"] == "8080"
         (container,) = group["template"]["spec"]["containers"]
