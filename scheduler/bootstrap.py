@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from placement.solve import solve
 from scheduler.adapters.pg_changes import PgChangeFeed
+from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.redis_rate_limits import RedisRateLimiter
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
@@ -67,13 +68,14 @@ class Services:
     rate_limiter: RateLimiter
     clock: Callable[[], datetime]
     available_total: FleetTotal = field(default_factory=FleetTotal)
+    recent_candidates: RecentCandidates | None = None
 
     @property
     def default_rate_limit(self) -> RateLimit:
         return RateLimit(self.settings.rate_limit_rps, self.settings.rate_limit_burst)
 
     def uow(self) -> UnitOfWork:
-        return SqlUnitOfWork(self.database)
+        return SqlUnitOfWork(self.database, self.recent_candidates)
 
     async def readiness(self) -> dict[str, bool]:
         """Whether PostgreSQL and Redis answer, both asked at once and each given
@@ -150,8 +152,11 @@ def build_services(
     policy = queue_policy(settings)
     changes = PgChangeFeed(database_url)
 
+    seconds = settings.candidate_reuse_seconds
+    recent = RecentCandidates(seconds) if seconds > 0 else None
+
     def uow() -> UnitOfWork:
-        return SqlUnitOfWork(database)
+        return SqlUnitOfWork(database, recent)
 
     reset = timedelta(seconds=settings.device_reset_seconds)
     dispatcher = queue(changes) if queue else QueueDrainer(uow, policy, clock, solve, reset)
@@ -194,4 +199,5 @@ def build_services(
         changes=changes,
         rate_limiter=RedisRateLimiter(redis, f"phonefleet:rate:{settings.events_stream}"),
         clock=clock,
+        recent_candidates=recent,
     )

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     node_offline_after_seconds: float = Field(default=30.0, gt=0)
     node_actor_shards: int = 0
+    #: How long a process ranks new requests from the candidate classes it read for alike
+    #: ones (``RecentCandidates``); 0: every allocate reads the fleet.
+    candidate_reuse_seconds: float = Field(default=1.0, ge=0)
     #: Where a node's NodeActor runs: ``any`` Ray node, or its ``host``'s own Ray node, the
     #: one started with the resource ``phonefleet-host:<host>`` (``actors.names.host_resource``;
     #: the actor then waits for that Ray node and comes back only there).

@@ -80,12 +80,13 @@ RANKED_CLASSES = 32
 
 
 def candidate_query(
-    requirements: DeviceRequirements, tenant_id: uuid.UUID
+    requirements: DeviceRequirements, tenant_id: uuid.UUID | None
 ) -> tuple[str, dict[str, Any]]:
     """The read of available devices on ready nodes that match ``requirements``, one row per
     class of devices alike for placement (same node and size) with its free count and its
     node's occupancy, and a random sample of ids (the first ``%(detailed)s`` with every
-    column of their devices). Classes the tenant's quota admits come first, then by the best
+    column of their devices). Classes the tenant's quota admits come first (without a
+    tenant, none is preferred), then by the best
     fit score (``SPREADING`` strategies: node occupancy first), ``RANKED_CLASSES`` of them."""
     clauses, params = matching_clauses(requirements)
     minimum = requirements.minimum

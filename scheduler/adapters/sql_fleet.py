@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from scheduler.adapters.db_errors import translate_db_errors
+from scheduler.adapters.recent_candidates import KeptRead, RecentCandidates
 from scheduler.adapters.sql_base import (
     Row,
     SqlRepository,
@@ -18,6 +20,7 @@ from scheduler.adapters.sql_base import (
     text,
 )
 from scheduler.adapters.sql_candidates import (
+    CLASS_SAMPLE,
     NOT_BOOKED_BEFORE_LEASE_END,
     candidate_query,
     class_candidates,
@@ -289,6 +292,12 @@ class SqlDeviceRepository(SqlRepository):
         )
         return [device_from_row(r) for r in rows]
 
+    def __init__(
+        self, connection: AsyncConnection[Row], recent: RecentCandidates | None = None
+    ) -> None:
+        super().__init__(connection)
+        self._recent = recent
+
     async def placement_snapshot(
         self,
         tenant_id: uuid.UUID,
@@ -296,28 +305,52 @@ class SqlDeviceRepository(SqlRepository):
         *,
         lock_tenant: bool = True,
         detailed: int = 0,
+        recent: bool = False,
     ) -> PlacementSnapshot:
         """Read the tenant (its row locked to the end of the transaction unless
         ``lock_tenant`` is false), the matching available devices and the placement
         strategy, in one round trip (the statements are pipelined; the device read starts
-        once the lock is held)."""
-        query, params = candidate_query(requirements, tenant_id)
-        params["detailed"] = detailed
+        once the lock is held). With ``recent``, the candidates may be those this process
+        read for the same requirements lately (``RecentCandidates``; every device read
+        whole): only the tenant and the strategy are read then. Such candidates (kept, or
+        read to be kept: ranked without this tenant's quota) make a ``shared`` snapshot."""
+        kept_reads = self._recent if recent and not requirements.tolerations else None
+        reuse = kept_reads is not None and kept_reads.fresh(requirements)
+        read_at = kept_reads.now() if kept_reads is not None else 0.0
         with translate_db_errors():
             tenant_cursor = await self._connection.execute(
                 LOCK_TENANT if lock_tenant else READ_TENANT, {"id": tenant_id}
             )
-            device_cursor = await self._connection.execute(query, params)
+            device_cursor = None
+            if not reuse:
+                # what is kept serves every tenant: ranked without this one's quota
+                query, params = candidate_query(requirements, None if kept_reads else tenant_id)
+                params["detailed"] = CLASS_SAMPLE if kept_reads else detailed
+                device_cursor = await self._connection.execute(query, params)
             strategy_cursor = await self._connection.execute(
                 "SELECT strategy FROM scheduler_config"
             )
             tenant_row = await tenant_cursor.fetchone()
-            rows = tolerated(await device_cursor.fetchall(), requirements)
+            rows = tolerated(await device_cursor.fetchall(), requirements) if device_cursor else []
             strategy_row = await strategy_cursor.fetchone()
+        tenant = tenant_from_row(tenant_row) if tenant_row else None
+        strategy = str(strategy_row["strategy"]) if strategy_row else "binpack"
+        if kept_reads is not None:
+            kept = kept_reads.get(requirements, strategy) if reuse else None
+            if kept is None and reuse:  # the strategy changed since: read for it now
+                return await self.placement_snapshot(
+                    tenant_id, requirements, lock_tenant=False, detailed=detailed
+                )
+            if kept is None:
+                kept = KeptRead(read_at, strategy, rows, detailed_devices(rows))
+                kept_reads.keep(requirements, kept)
+            return PlacementSnapshot(
+                tenant, class_candidates(kept.rows), strategy, kept.devices, shared=True
+            )
         return PlacementSnapshot(
-            tenant_from_row(tenant_row) if tenant_row else None,
+            tenant,
             class_candidates(rows),
-            str(strategy_row["strategy"]) if strategy_row else "binpack",
+            strategy,
             detailed_devices(rows) if detailed else {},
         )
 

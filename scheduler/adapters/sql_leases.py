@@ -8,7 +8,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
+
 from scheduler.adapters.db_errors import translate_db_errors
+from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.sql_base import (
     Row,
     SqlRepository,
@@ -80,16 +83,30 @@ WITH claimed AS (
 )"""
 
 
-GRANT_STEPS = grant_steps(FIRST_OF_IDS)
-GRANT_RESULT = " SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d"
-GRANT = GRANT_STEPS + GRANT_RESULT
+def first_matching(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
+    """``FIRST_OF_IDS`` that also checks each device against ``requirements`` again: its
+    labels and size, on a ready, untainted node (for ids not read in this transaction)."""
+    assert not requirements.tolerations, "taints are matched in Python"
+    clauses, params = matching_clauses(requirements)
+    return (
+        "SELECT d.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)"
+        " JOIN devices d ON d.id = r.id JOIN nodes n ON n.id = d.node_id"
+        f" WHERE d.status = 'available' AND {NOT_BOOKED_BEFORE_LEASE_END}"
+        f" AND {' AND '.join(clauses)} ORDER BY r.pos LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
+    ), params
+
+
 #: The grant sent with its transaction's COMMIT: it refuses (aborting the transaction) unless
 #: it leased one of the devices, so the commit never keeps half of it.
-GRANT_OR_REFUSE = (
-    GRANT_STEPS + " SELECT c.id, CASE WHEN c.id IS NULL THEN phonefleet_refuse(CASE WHEN EXISTS"
+OR_REFUSE = (
+    " SELECT c.id, CASE WHEN c.id IS NULL THEN phonefleet_refuse(CASE WHEN EXISTS"
     " (SELECT 1 FROM claimed) THEN 'quota' ELSE 'taken' END) END AS refused"
     " FROM (SELECT 1) one LEFT JOIN (SELECT claimed.id FROM claimed, granted) c ON TRUE"
 )
+GRANT_STEPS = grant_steps(FIRST_OF_IDS)
+GRANT_RESULT = " SELECT d.*, EXISTS (SELECT 1 FROM granted) AS granted FROM claimed d"
+GRANT = GRANT_STEPS + GRANT_RESULT
+GRANT_OR_REFUSE = GRANT_STEPS + OR_REFUSE
 
 
 def _grant_params(lease: PendingLease, device_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
@@ -134,6 +151,17 @@ def scope_sql(scope: Scope, params: dict[str, Any]) -> str:
 
 
 class SqlAllocationRepository(SqlRepository):
+    def __init__(
+        self, connection: AsyncConnection[Row], recent: RecentCandidates | None = None
+    ) -> None:
+        super().__init__(connection)
+        self._recent = recent
+
+    def _taken(self, device_ids: Sequence[uuid.UUID]) -> None:
+        """Devices this process is granting: out of its kept candidate reads."""
+        if self._recent is not None:
+            self._recent.taken(device_ids)
+
     async def grant(
         self, lease: PendingLease, ranked_device_ids: Sequence[uuid.UUID]
     ) -> tuple[Device, bool] | None:
@@ -147,6 +175,7 @@ class SqlAllocationRepository(SqlRepository):
             ids, start = list(ranked_device_ids[start : start + batch]), start + batch
             row = await self._row(GRANT, _grant_params(lease, ids))
             if row is not None:
+                self._taken([row["id"]])
                 return device_from_row(row), bool(row["granted"])
         raise AssertionError("unreachable")
 
@@ -161,14 +190,8 @@ class SqlAllocationRepository(SqlRepository):
         checked again in the statement), the tenant's row locked first as a fresh read's
         grant holds it. For requests that tolerate no taint (taints are otherwise matched
         in Python)."""
-        assert not requirements.tolerations, "a tolerating request takes the read's path"
-        clauses, params = matching_clauses(requirements)
-        first = (
-            "SELECT d.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)"
-            " JOIN devices d ON d.id = r.id JOIN nodes n ON n.id = d.node_id"
-            f" WHERE d.status = 'available' AND {NOT_BOOKED_BEFORE_LEASE_END}"
-            f" AND {' AND '.join(clauses)} ORDER BY r.pos LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
-        )
+        first, params = first_matching(requirements)
+        self._taken(device_ids)
         with translate_db_errors():
             await self._connection.execute(LOCK_TENANT, {"id": lease.tenant_id})
             cursor = await self._connection.execute(
@@ -179,22 +202,30 @@ class SqlAllocationRepository(SqlRepository):
         return (device_from_row(row), bool(row["granted"])) if row else None
 
     async def grant_at_commit(
-        self, lease: PendingLease, device_ids: Sequence[uuid.UUID]
+        self,
+        lease: PendingLease,
+        device_ids: Sequence[uuid.UUID],
+        matching: DeviceRequirements | None = None,
     ) -> Callable[[], Awaitable[uuid.UUID]]:
-        """Send (not read) the grant of the first still-available device of ``device_ids``:
-        the transaction's ``COMMIT`` goes with it. The call returned reads, once committed,
+        """Send (not read) the grant of the first still-available device of ``device_ids``
+        (with ``matching``: that still matches it, on a ready, untainted node): the
+        transaction's ``COMMIT`` goes with it. The call returned reads, once committed,
         which device the lease got. A grant that leased none makes the commit fail with
         ``ClaimContended`` (every device was taken) or ``QuotaExceeded``."""
+        query, params = GRANT_OR_REFUSE, _grant_params(lease, device_ids)
+        if matching is not None:
+            first, clause_params = first_matching(matching)
+            query, params = grant_steps(first) + OR_REFUSE, {**clause_params, **params}
         with translate_db_errors():
-            cursor = await self._connection.execute(
-                GRANT_OR_REFUSE, _grant_params(lease, device_ids)
-            )
+            cursor = await self._connection.execute(query, params)
 
         async def granted_device() -> uuid.UUID:
             with translate_db_errors():
                 row = await cursor.fetchone()
             assert row is not None and row["id"] is not None, "a refused grant cannot commit"
-            return uuid.UUID(str(row["id"]))
+            device_id = uuid.UUID(str(row["id"]))
+            self._taken([device_id])
+            return device_id
 
         return granted_device
 

@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from scheduler.adapters.db_errors import translate_db_errors
+from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
 from scheduler.adapters.sql_job_records import SqlJobRepository
@@ -170,8 +171,9 @@ class SqlUnitOfWork:
     statement after ``commit()`` would run in a transaction of its own.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, recent: RecentCandidates | None = None) -> None:
         self._database = database
+        self._recent = recent
         self._connection: AsyncConnection[Row] | None = None
         self._pipeline: contextlib.AsyncExitStack | None = None
         self._sync_point: AsyncPipeline | None = None
@@ -191,8 +193,8 @@ class SqlUnitOfWork:
         self.tenants = SqlTenantRepository(connection)
         self.tokens = SqlTokenRepository(connection)
         self.nodes = SqlNodeRepository(connection)
-        self.devices = SqlDeviceRepository(connection)
-        self.allocations = SqlAllocationRepository(connection)
+        self.devices = SqlDeviceRepository(connection, self._recent)
+        self.allocations = SqlAllocationRepository(connection, self._recent)
         self.usage = SqlUsageRepository(connection)
         self.queue = SqlQueueRepository(connection)
         self.reservations = SqlReservationRepository(connection)

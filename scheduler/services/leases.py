@@ -71,27 +71,49 @@ async def place_lease_at_commit(
     unit: Unit, lease: PendingLease, requirements: DeviceRequirements
 ) -> GrantAtCommit[Grant]:
     """``place_lease`` in the round trip of the commit: read the tenant (not locked) and the
-    candidates, then send the grant of the best few devices (read whole) with the commit;
-    the tenant row is held only inside that last round trip. The commit fails with
-    ``ClaimContended`` if others took all of them, or ``QuotaExceeded``.
+    candidates — those this process read lately for alike requests when it has them — then
+    send the grant of the best few devices (read whole) with the commit; the tenant row is
+    held only inside that last round trip. Shared candidates that offer nothing this tenant
+    may take send a fresh read of its own. The commit fails with ``ClaimContended`` if
+    others took all of them (or a shared read's devices no longer match), or
+    ``QuotaExceeded``.
 
     Raises:
         NoCapacity: no available device matches.
         QuotaExceeded: the tenant's quota does not admit any matching device.
     """
-    snapshot = await unit.uow.devices.placement_snapshot(
-        lease.tenant_id, requirements, lock_tenant=False, detailed=AT_COMMIT_CHOICES
+    devices = unit.uow.devices
+    snapshot = await devices.placement_snapshot(
+        lease.tenant_id, requirements, lock_tenant=False, detailed=AT_COMMIT_CHOICES, recent=True
     )
-    ids = ranked_device_ids(snapshot, requirements)
-    devices = [snapshot.devices[i] for i in ids[:AT_COMMIT_CHOICES] if i in snapshot.devices]
-    if not devices:
+    chosen = _best_few(snapshot, requirements)
+    if not chosen and snapshot.shared:
+        snapshot = await devices.placement_snapshot(
+            lease.tenant_id, requirements, lock_tenant=False, detailed=AT_COMMIT_CHOICES
+        )
+        chosen = _best_few(snapshot, requirements)
+    if not chosen:
         raise NoCapacity(f"no available device matches: {requirements.describe()}")
-    granted_device = await unit.uow.allocations.grant_at_commit(lease, [d.id for d in devices])
+    granted_device = await unit.uow.allocations.grant_at_commit(
+        lease, [d.id for d in chosen], requirements if snapshot.shared else None
+    )
     options = {}
-    for device in devices:
+    for device in chosen:
         grant, event = granted(lease, replace(device, status=DeviceStatus.ALLOCATED))
         options[device.id] = (grant, (event,))
     return GrantAtCommit(lease.id, options, granted_device)
+
+
+def _best_few(snapshot: PlacementSnapshot, requirements: DeviceRequirements) -> list[Device]:
+    """The best ``AT_COMMIT_CHOICES`` devices of the snapshot, read whole; none when a
+    shared snapshot's quota check fails (a fresh read decides then)."""
+    try:
+        ids = ranked_device_ids(snapshot, requirements)
+    except QuotaExceeded:
+        if snapshot.shared:
+            return []
+        raise
+    return [snapshot.devices[i] for i in ids[:AT_COMMIT_CHOICES] if i in snapshot.devices]
 
 
 def ranked_device_ids(

@@ -101,6 +101,9 @@ class PlacementSnapshot:
     candidates: CandidateDevices
     strategy: str
     devices: dict[uuid.UUID, Device]
+    #: The candidates were read for many requests alike (lately, or ranked without this
+    #: tenant's quota): that they offer nothing this tenant may take proves nothing.
+    shared: bool = False
 
 
 class DeviceRepository(Protocol):
@@ -114,10 +117,13 @@ class DeviceRepository(Protocol):
         *,
         lock_tenant: bool = True,
         detailed: int = 0,
+        recent: bool = False,
     ) -> PlacementSnapshot:
         """Read the tenant (its row locked for the rest of the transaction unless
         ``lock_tenant`` is false), the available devices that match ``requirements`` and the
-        strategy; ``detailed``: how many devices of each candidate class to read whole."""
+        strategy; ``detailed``: how many devices of each candidate class to read whole.
+        ``recent``: the candidates may come from a read this process made lately for the
+        same requirements (a ``shared`` snapshot, its devices all read whole)."""
         ...
 
     async def transition(
@@ -191,11 +197,16 @@ class AllocationRepository(Protocol):
         ...
 
     async def grant_at_commit(
-        self, lease: PendingLease, device_ids: Sequence[uuid.UUID]
+        self,
+        lease: PendingLease,
+        device_ids: Sequence[uuid.UUID],
+        matching: DeviceRequirements | None = None,
     ) -> Callable[[], Awaitable[uuid.UUID]]:
         """Send ``grant`` for the transaction's commit to carry: the commit fails if it
         leased no device (``ClaimContended``, ``QuotaExceeded``); the call returned reads,
-        once committed, the device the lease got."""
+        once committed, the device the lease got. With ``matching`` (devices of a shared
+        read), each device is checked again against it: on a ready, untainted node, its
+        labels and size."""
         ...
 
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...

@@ -39,13 +39,15 @@ async def _grant_sent_then_beaten(
         send_grant = uow.allocations.grant_at_commit
 
         async def beaten_first(
-            lease: PendingLease, device_ids: list[uuid.UUID]
+            lease: PendingLease,
+            device_ids: list[uuid.UUID],
+            matching: DeviceRequirements | None = None,
         ) -> Callable[[], Awaitable[uuid.UUID]]:
             r = await client.post(
                 "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
             )
             assert r.status_code == 201, r.text
-            return await send_grant(lease, device_ids)
+            return await send_grant(lease, device_ids, matching)
 
         uow.allocations.grant_at_commit = beaten_first  # type: ignore[method-assign]
         unit = Unit(uow, principal, now, services.config, services.queue, grant_at_commit=True)
