@@ -15,6 +15,8 @@ second (p50, and p99: the call that reads) — and with every allocate reading t
 (``candidate_reuse_seconds=0``); a drain of ``--waiters`` queue entries (written by SQL, then one drain
 timed);
 one heartbeat of every node (one ``UPDATE`` for all of them, as a node agent sends it).
+Then, with ``--shards`` (default 4), the big fleet is served by that many NodeActors on a Ray
+head of the bench's own (``bench.scale_shards``), and what they cost is measured.
 Figures are p50 of ``--requests`` calls (the drain: one run; the heartbeat: p50 of 5).
 """
 
@@ -40,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.request_path.database import forget_stream, fresh_database, servers
+from bench.scale_shards import ShardFigures, measure_shards
 from scheduler.adapters.sql_queue import requirements_to_json
 from scheduler.bootstrap import build_services
 from scheduler.cli.cluster_ports import ClusterPorts
@@ -80,6 +83,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--devices-per-node", type=int, default=10)
     parser.add_argument("--requests", type=int, default=30, help="calls per figure")
     parser.add_argument("--waiters", type=int, default=1000, help="queue entries to drain")
+    parser.add_argument(
+        "--shards", type=int, default=4, help="NodeActors serving the big fleet (0: skip)"
+    )
+    parser.add_argument(
+        "--shard-seconds", type=float, default=20.0, help="how long their cost is measured"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
@@ -254,10 +263,37 @@ class _Api:
         return str(r.json()["token"]), tenant
 
 
-def report(small: FleetFigures, big: FleetFigures) -> list[list[str]]:
+def report(small: FleetFigures, big: FleetFigures, shards: ShardFigures | None) -> list[list[str]]:
     def ratio(a: float, b: float) -> str:
         return f"{b / a:.1f}×" if a else "–"
 
+    served = (
+        []
+        if shards is None
+        else [
+            [
+                f"{shards.shards} NodeActors serving every node: CPU, share of one core",
+                "",
+                f"{shards.total_core_pct:.2f} %",
+                "",
+                "≤ 5 %",
+            ],
+            [
+                "… of it the actors / PostgreSQL",
+                "",
+                f"{shards.actors_core_pct:.2f} / {shards.postgres_core_pct:.2f} %",
+                "",
+                "",
+            ],
+            [
+                "… nodes they serve, seconds measured",
+                "",
+                f"{shards.nodes_served:,}, {shards.seconds:.0f} s",
+                "",
+                "",
+            ],
+        ]
+    )
     return [
         ["devices (nodes)", f"{small.devices:,} ({small.nodes:,})", f"{big.devices:,} ({big.nodes:,})", "", ""],
         ["`GET …/devices/available` p50", f"{small.available_p50_ms:.1f} ms", f"{big.available_p50_ms:.1f} ms", ratio(small.available_p50_ms, big.available_p50_ms), "≤ 10 ms"],
@@ -268,22 +304,27 @@ def report(small: FleetFigures, big: FleetFigures) -> list[list[str]]:
         ["queue drain (entries granted)", f"{small.drain_ms:,.0f} ms ({small.drained})", f"{big.drain_ms:,.0f} ms ({big.drained})", "", ""],
         ["heartbeat of every node", f"{small.heartbeat_ms:.1f} ms", f"{big.heartbeat_ms:.1f} ms", "", ""],
         ["… share of one core at one per 5 s", f"{small.heartbeat_core_pct:.2f} %", f"{big.heartbeat_core_pct:.2f} %", "", "≤ 5 %"],
+        *served,
     ]  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    shard_figures = None
     with tempfile.TemporaryDirectory() as work, servers(Path(work), PORTS) as urls:
         figures = []
         for nodes in (args.small_nodes, args.nodes):
-            with (
-                console.status(f"{nodes:,} nodes: seeding and measuring…"),
-                fresh_database(urls.postgres) as url,
-            ):
-                figures.append(asyncio.run(measure(url, urls.redis, nodes, args)))
+            with fresh_database(urls.postgres) as url:
+                with console.status(f"{nodes:,} nodes: seeding and measuring…"):
+                    figures.append(asyncio.run(measure(url, urls.redis, nodes, args)))
+                if nodes == args.nodes and args.shards:
+                    with console.status(f"{args.shards} NodeActors serving {nodes:,} nodes…"):
+                        shard_figures = measure_shards(
+                            url, urls.redis, args.shards, args.shard_seconds, Path(work), PORTS
+                        )
     small, big = figures
-    rows = report(small, big)
+    rows = report(small, big, shard_figures)
     table = Table("figure", "small fleet", "big fleet", "big ÷ small", "goal (issue 10)")
     for row in rows:
         table.add_row(*row)
@@ -296,7 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         args.markdown.write_text("\n".join(lines) + "\n")
     if args.json:
-        args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2))
+        shard_json = asdict(shard_figures) if shard_figures else None
+        args.json.write_text(
+            json.dumps({"fleets": [asdict(f) for f in figures], "shards": shard_json}, indent=2)
+        )
     return 0
 
 

@@ -1,14 +1,15 @@
 """The candidate classes this process read lately, kept a moment for the next requests alike.
 
 A read of the best candidate classes costs what the fleet is large (about 60 ms at 100,000
-devices; a fleet of 400 reads in 2), while requests alike (same requirements, same
-strategy) read the same classes again and again. A process keeps each read ``ttl``
-seconds: the next requests alike rank the kept classes instead, without the devices this
-process has granted since the read. The kept classes are a hint, never a decision: a grant
-from them checks every device again in its statement (available, unbooked, matching, on a
-ready and untainted node), and a placement that finds nothing in them, or nothing its
-tenant's quota admits, or whose grant finds every offered device gone, reads the fleet
-afresh. What other processes grant meanwhile is learnt at the next read, within ``ttl``.
+devices; a fleet of 400 reads in 2), while requests alike (same requirements) read the same
+classes again and again. A process keeps each read ``ttl`` seconds: the next requests alike
+rank the kept classes instead — without reading anything, not even their tenant — minus the
+devices this process has granted since the read. The kept classes are a hint, never a
+decision: a grant from them checks every device again in its statement (available,
+unbooked, matching, on a ready and untainted node, the strategy still the one they were
+ranked by, the tenant's quota), and a placement that finds nothing in them, or whose grant
+is refused, reads the fleet afresh. What other processes grant meanwhile is learnt at the
+next read, within ``ttl``.
 """
 
 from __future__ import annotations
@@ -50,17 +51,12 @@ class RecentCandidates:
     def now(self) -> float:
         return self._clock()
 
-    def fresh(self, requirements: DeviceRequirements) -> bool:
-        """Whether a read for ``requirements`` is kept and young enough to use."""
+    def get(self, requirements: DeviceRequirements) -> KeptRead | None:
+        """The kept read for ``requirements`` if young enough (ranked by the strategy it
+        names), without the devices granted since it was sent: each class's free count
+        lowered as much, and its node's occupancy raised."""
         kept = self._kept.get(self.key(requirements))
-        return kept is not None and self._clock() - kept.read_at < self._ttl
-
-    def get(self, requirements: DeviceRequirements, strategy: str) -> KeptRead | None:
-        """The kept read for ``requirements`` under ``strategy`` if young enough, without
-        the devices granted since it was sent: each class's free count lowered as much, and
-        its node's occupancy raised."""
-        kept = self._kept.get(self.key(requirements))
-        if kept is None or kept.strategy != strategy or self._clock() - kept.read_at >= self._ttl:
+        if kept is None or self._clock() - kept.read_at >= self._ttl:
             return None
         gone = {d for d, at in self._taken.items() if at >= kept.read_at}
         left = [[d for d in row["ids"] if d not in gone] for row in kept.rows]
@@ -78,7 +74,7 @@ class RecentCandidates:
             for row, ids in zip(kept.rows, left, strict=True)
             if ids
         ]
-        return KeptRead(kept.read_at, strategy, rows, kept.devices)
+        return KeptRead(kept.read_at, kept.strategy, rows, kept.devices)
 
     def keep(self, requirements: DeviceRequirements, read: KeptRead) -> None:
         key = self.key(requirements)

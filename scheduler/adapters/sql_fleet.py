@@ -133,6 +133,11 @@ class SqlNodeRepository(SqlRepository):
         rows = await self._rows(f"SELECT * FROM nodes{where} ORDER BY name")
         return [node_from_row(r) for r in rows]
 
+    async def ids(self) -> list[uuid.UUID]:
+        # one row, one array: thousands of ids without a dict per row
+        row = await self._row("SELECT array_agg(id) AS ids FROM nodes WHERE status <> 'removed'")
+        return list(row["ids"] or []) if row else []
+
     async def update(self, node: Node) -> None:
         """Store its name, labels, taints and capacity."""
         resources = node.capacity.resources
@@ -311,48 +316,35 @@ class SqlDeviceRepository(SqlRepository):
         ``lock_tenant`` is false), the matching available devices and the placement
         strategy, in one round trip (the statements are pipelined; the device read starts
         once the lock is held). With ``recent``, the candidates may be those this process
-        read for the same requirements lately (``RecentCandidates``; every device read
-        whole): only the tenant and the strategy are read then. Such candidates (kept, or
-        read to be kept: ranked without this tenant's quota) make a ``shared`` snapshot."""
+        read for the same requirements lately (``RecentCandidates``): nothing is read then,
+        not even the tenant. Such candidates (kept, or read to be kept: ranked without this
+        tenant's quota, every device read whole) make a ``shared`` snapshot."""
         kept_reads = self._recent if recent and not requirements.tolerations else None
-        reuse = kept_reads is not None and kept_reads.fresh(requirements)
+        if kept_reads is not None and (kept := kept_reads.get(requirements)) is not None:
+            candidates = class_candidates(kept.rows)
+            return PlacementSnapshot(None, candidates, kept.strategy, kept.devices, shared=True)
         read_at = kept_reads.now() if kept_reads is not None else 0.0
+        # what is kept serves every tenant: ranked without this one's quota
+        query, params = candidate_query(requirements, None if kept_reads else tenant_id)
+        params["detailed"] = CLASS_SAMPLE if kept_reads else detailed
         with translate_db_errors():
             tenant_cursor = await self._connection.execute(
                 LOCK_TENANT if lock_tenant else READ_TENANT, {"id": tenant_id}
             )
-            device_cursor = None
-            if not reuse:
-                # what is kept serves every tenant: ranked without this one's quota
-                query, params = candidate_query(requirements, None if kept_reads else tenant_id)
-                params["detailed"] = CLASS_SAMPLE if kept_reads else detailed
-                device_cursor = await self._connection.execute(query, params)
+            device_cursor = await self._connection.execute(query, params)
             strategy_cursor = await self._connection.execute(
                 "SELECT strategy FROM scheduler_config"
             )
             tenant_row = await tenant_cursor.fetchone()
-            rows = tolerated(await device_cursor.fetchall(), requirements) if device_cursor else []
+            rows = tolerated(await device_cursor.fetchall(), requirements)
             strategy_row = await strategy_cursor.fetchone()
         tenant = tenant_from_row(tenant_row) if tenant_row else None
         strategy = str(strategy_row["strategy"]) if strategy_row else "binpack"
+        devices = detailed_devices(rows) if detailed or kept_reads else {}
         if kept_reads is not None:
-            kept = kept_reads.get(requirements, strategy) if reuse else None
-            if kept is None and reuse:  # the strategy changed since: read for it now
-                return await self.placement_snapshot(
-                    tenant_id, requirements, lock_tenant=False, detailed=detailed
-                )
-            if kept is None:
-                kept = KeptRead(read_at, strategy, rows, detailed_devices(rows))
-                kept_reads.keep(requirements, kept)
-            return PlacementSnapshot(
-                tenant, class_candidates(kept.rows), strategy, kept.devices, shared=True
-            )
-        return PlacementSnapshot(
-            tenant,
-            class_candidates(rows),
-            strategy,
-            detailed_devices(rows) if detailed else {},
-        )
+            kept_reads.keep(requirements, KeptRead(read_at, strategy, rows, devices))
+        shared = kept_reads is not None
+        return PlacementSnapshot(tenant, class_candidates(rows), strategy, devices, shared)
 
     async def matching_states(
         self, requirements: DeviceRequirements

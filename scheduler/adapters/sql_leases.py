@@ -83,11 +83,17 @@ WITH claimed AS (
 )"""
 
 
-def first_matching(requirements: DeviceRequirements) -> tuple[str, dict[str, Any]]:
+def first_matching(
+    requirements: DeviceRequirements, ranked_by: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """``FIRST_OF_IDS`` that also checks each device against ``requirements`` again: its
-    labels and size, on a ready, untainted node (for ids not read in this transaction)."""
+    labels and size, on a ready, untainted node (for ids not read in this transaction); with
+    ``ranked_by``, only while that is the placement strategy."""
     assert not requirements.tolerations, "taints are matched in Python"
     clauses, params = matching_clauses(requirements)
+    if ranked_by is not None:
+        clauses.append("(SELECT strategy FROM scheduler_config) = %(ranked_by)s")
+        params["ranked_by"] = ranked_by
     return (
         "SELECT d.id FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS r(id, pos)"
         " JOIN devices d ON d.id = r.id JOIN nodes n ON n.id = d.node_id"
@@ -101,6 +107,12 @@ def first_matching(requirements: DeviceRequirements) -> tuple[str, dict[str, Any
 OR_REFUSE = (
     " SELECT c.id, CASE WHEN c.id IS NULL THEN phonefleet_refuse(CASE WHEN EXISTS"
     " (SELECT 1 FROM claimed) THEN 'quota' ELSE 'taken' END) END AS refused"
+    " FROM (SELECT 1) one LEFT JOIN (SELECT claimed.id FROM claimed, granted) c ON TRUE"
+)
+#: ``OR_REFUSE`` for a grant ranked without reading the tenant: whatever the reason, it
+#: refuses as taken, and the command runs again reading everything (``ClaimContended``).
+OR_REFUSE_AS_TAKEN = (
+    " SELECT c.id, CASE WHEN c.id IS NULL THEN phonefleet_refuse('taken') END AS refused"
     " FROM (SELECT 1) one LEFT JOIN (SELECT claimed.id FROM claimed, granted) c ON TRUE"
 )
 GRANT_STEPS = grant_steps(FIRST_OF_IDS)
@@ -206,16 +218,20 @@ class SqlAllocationRepository(SqlRepository):
         lease: PendingLease,
         device_ids: Sequence[uuid.UUID],
         matching: DeviceRequirements | None = None,
+        *,
+        ranked_by: str | None = None,
     ) -> Callable[[], Awaitable[uuid.UUID]]:
         """Send (not read) the grant of the first still-available device of ``device_ids``
-        (with ``matching``: that still matches it, on a ready, untainted node): the
-        transaction's ``COMMIT`` goes with it. The call returned reads, once committed,
-        which device the lease got. A grant that leased none makes the commit fail with
-        ``ClaimContended`` (every device was taken) or ``QuotaExceeded``."""
+        (with ``matching``: that still matches it, on a ready, untainted node; with
+        ``ranked_by``: while that is the strategy): the transaction's ``COMMIT`` goes with
+        it. The call returned reads, once committed, which device the lease got. A grant
+        that leased none makes the commit fail with ``ClaimContended`` (every device was
+        taken; with ``ranked_by``, any refusal) or ``QuotaExceeded``."""
         query, params = GRANT_OR_REFUSE, _grant_params(lease, device_ids)
         if matching is not None:
-            first, clause_params = first_matching(matching)
-            query, params = grant_steps(first) + OR_REFUSE, {**clause_params, **params}
+            first, clause_params = first_matching(matching, ranked_by)
+            refuse = OR_REFUSE_AS_TAKEN if ranked_by is not None else OR_REFUSE
+            query, params = grant_steps(first) + refuse, {**clause_params, **params}
         with translate_db_errors():
             cursor = await self._connection.execute(query, params)
 

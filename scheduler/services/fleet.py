@@ -158,7 +158,7 @@ async def devices_awaiting_work(uow: UnitOfWork, node_ids: list[uuid.UUID]) -> l
 
 async def registered_node_ids(uow: UnitOfWork) -> list[uuid.UUID]:
     async with uow:
-        return [node.id for node in await uow.nodes.list()]
+        return await uow.nodes.ids()
 
 
 async def heartbeat_nodes(uow: UnitOfWork, node_ids: list[uuid.UUID], *, now: datetime) -> None:

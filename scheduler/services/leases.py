@@ -71,11 +71,13 @@ async def place_lease_at_commit(
     unit: Unit, lease: PendingLease, requirements: DeviceRequirements
 ) -> GrantAtCommit[Grant]:
     """``place_lease`` in the round trip of the commit: read the tenant (not locked) and the
-    candidates — those this process read lately for alike requests when it has them — then
-    send the grant of the best few devices (read whole) with the commit; the tenant row is
-    held only inside that last round trip. Shared candidates that offer nothing this tenant
-    may take send a fresh read of its own. The commit fails with ``ClaimContended`` if
-    others took all of them (or a shared read's devices no longer match), or
+    candidates, then send the grant of the best few devices (read whole) with the commit;
+    the tenant row is held only inside that last round trip. When this process read the
+    candidates for alike requests lately, nothing is read: the grant, ranked by those, is
+    the only round trip (its statement checks the quota and that each device still
+    matches). Shared candidates that offer nothing this tenant may take send a fresh read of
+    its own. The commit fails with ``ClaimContended`` if others took all of them (or a kept
+    read's grant was refused for any reason: the command then reads), or
     ``QuotaExceeded``.
 
     Raises:
@@ -95,7 +97,10 @@ async def place_lease_at_commit(
     if not chosen:
         raise NoCapacity(f"no available device matches: {requirements.describe()}")
     granted_device = await unit.uow.allocations.grant_at_commit(
-        lease, [d.id for d in chosen], requirements if snapshot.shared else None
+        lease,
+        [d.id for d in chosen],
+        requirements if snapshot.shared else None,
+        ranked_by=snapshot.strategy if snapshot.tenant is None else None,
     )
     options = {}
     for device in chosen:
@@ -129,12 +134,13 @@ def ranked_device_ids(
         QuotaExceeded: the quota admits none of them.
     """
     tenant, candidates = snapshot.tenant, snapshot.candidates
-    if tenant is None or tenant.devices_left < 1:
+    unread = tenant is None and snapshot.shared  # a kept read: its grant checks the quota
+    if not unread and (tenant is None or tenant.devices_left < 1):
         raise QuotaExceeded("the tenant's device quota is used up")
     ranked = rank_best_fit(
         candidates,
         as_vector(requirements.minimum),
-        as_vector(tenant.headroom),
+        None if tenant is None else as_vector(tenant.headroom),
         snapshot.strategy,
     )
     if len(candidates) and not len(ranked):

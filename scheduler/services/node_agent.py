@@ -87,7 +87,8 @@ class NodeAgent:
 
     @property
     def node_ids(self) -> list[uuid.UUID]:
-        return sorted(self._node_ids)
+        """The nodes it serves (in no order: thousands for a shard, sorted by nobody)."""
+        return list(self._node_ids)
 
     def adopt(self, node_id: uuid.UUID) -> None:
         self._node_ids.add(node_id)
@@ -251,7 +252,9 @@ class NodeAgent:
     @property
     def _alive(self) -> list[uuid.UUID]:
         """The nodes that heartbeat: all but those failed on demand (``simulate``)."""
-        return [n for n in self.node_ids if n not in self._silent]
+        if not self._silent:
+            return list(self._node_ids)
+        return [n for n in self._node_ids if n not in self._silent]
 
     async def heartbeat(self) -> None:
         """Tell the database the agent's nodes are alive (silent ones go offline)."""

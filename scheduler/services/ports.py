@@ -76,6 +76,10 @@ class NodeRepository(Protocol):
     async def mark_online(self, heard_since: datetime) -> list[Node]: ...
     async def get(self, node_id: uuid.UUID, *, lock: bool = False) -> Node | None: ...
     async def list(self, *, removed: bool = False) -> list[Node]: ...
+    async def ids(self) -> list[uuid.UUID]:
+        """The ids of the nodes not removed (what node agents adopt), nothing else."""
+        ...
+
     async def update(self, node: Node) -> None: ...
     async def set_state(
         self, node_id: uuid.UUID, status: NodeStatus, reason: str | None, drain: Drain | None
@@ -102,7 +106,8 @@ class PlacementSnapshot:
     strategy: str
     devices: dict[uuid.UUID, Device]
     #: The candidates were read for many requests alike (lately, or ranked without this
-    #: tenant's quota): that they offer nothing this tenant may take proves nothing.
+    #: tenant's quota): that they offer nothing this tenant may take proves nothing. A
+    #: shared snapshot without a tenant read nothing at all (a read this process kept).
     shared: bool = False
 
 
@@ -201,12 +206,16 @@ class AllocationRepository(Protocol):
         lease: PendingLease,
         device_ids: Sequence[uuid.UUID],
         matching: DeviceRequirements | None = None,
+        *,
+        ranked_by: str | None = None,
     ) -> Callable[[], Awaitable[uuid.UUID]]:
         """Send ``grant`` for the transaction's commit to carry: the commit fails if it
         leased no device (``ClaimContended``, ``QuotaExceeded``); the call returned reads,
         once committed, the device the lease got. With ``matching`` (devices of a shared
         read), each device is checked again against it: on a ready, untainted node, its
-        labels and size."""
+        labels and size. With ``ranked_by`` (devices ranked without reading the tenant or
+        the strategy), the strategy must still be that one, and every refusal, the quota's
+        too, is ``ClaimContended``."""
         ...
 
     async def get(self, allocation_id: uuid.UUID, scope: Scope) -> Allocation | None: ...

@@ -42,12 +42,14 @@ async def _grant_sent_then_beaten(
             lease: PendingLease,
             device_ids: list[uuid.UUID],
             matching: DeviceRequirements | None = None,
+            *,
+            ranked_by: str | None = None,
         ) -> Callable[[], Awaitable[uuid.UUID]]:
             r = await client.post(
                 "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
             )
             assert r.status_code == 201, r.text
-            return await send_grant(lease, device_ids, matching)
+            return await send_grant(lease, device_ids, matching, ranked_by=ranked_by)
 
         uow.allocations.grant_at_commit = beaten_first  # type: ignore[method-assign]
         unit = Unit(uow, principal, now, services.config, services.queue, grant_at_commit=True)

@@ -47,7 +47,7 @@ async def test_alike_requests_rank_one_read_and_never_get_one_device_twice(
     assert [r.status_code for r in granted] == [201, 201, 201]
     assert len({r.json()["deviceId"] for r in granted}) == 3
     assert services.recent_candidates is not None
-    assert services.recent_candidates.fresh(DeviceRequirements(labels=pool.label))
+    assert services.recent_candidates.get(DeviceRequirements(labels=pool.label)) is not None
     assert len(fleet_reads) == 1  # the first read served all three
     refused = await _allocate(client, token, in_pool(pool))
     assert refused.status_code == 409  # the kept read offers nothing: a fresh read agrees

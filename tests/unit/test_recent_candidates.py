@@ -31,11 +31,11 @@ def test_a_read_serves_alike_requests_for_its_time_only() -> None:
     wanted = DeviceRequirements(labels={"pool": "a"})
     recent.keep(wanted, kept_with([uuid.uuid4()], clock.now))
 
-    assert recent.fresh(wanted) and recent.get(wanted, "binpack") is not None
-    assert recent.get(DeviceRequirements(labels={"pool": "b"}), "binpack") is None
-    assert recent.get(wanted, "spread") is None  # ranked for another strategy
+    kept = recent.get(wanted)
+    assert kept is not None and kept.strategy == "binpack"
+    assert recent.get(DeviceRequirements(labels={"pool": "b"})) is None
     clock.now += 1.0
-    assert not recent.fresh(wanted) and recent.get(wanted, "binpack") is None
+    assert recent.get(wanted) is None
 
 
 def test_devices_granted_after_the_read_are_left_out() -> None:
@@ -49,7 +49,7 @@ def test_devices_granted_after_the_read_are_left_out() -> None:
     clock.now += 0.1
     recent.taken([after])
 
-    kept = recent.get(wanted, "binpack")
+    kept = recent.get(wanted)
 
     assert kept is not None
     (row,) = kept.rows
@@ -63,6 +63,6 @@ def test_a_class_left_without_devices_is_dropped() -> None:
     recent.keep(DeviceRequirements(), kept_with([only], clock.now))
     recent.taken([only])
 
-    kept = recent.get(DeviceRequirements(), "binpack")
+    kept = recent.get(DeviceRequirements())
 
     assert kept is not None and kept.rows == []
