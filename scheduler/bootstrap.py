@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from placement.solve import solve
+from scheduler.adapters.jwt_verifier import JwtVerifier, looks_like_jwt
 from scheduler.adapters.pg_changes import PgChangeFeed
 from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.redis_events import RedisEventStream
@@ -23,6 +24,7 @@ from scheduler.adapters.redis_rate_limits import RedisRateLimiter
 from scheduler.adapters.simulated_driver import SimulatedDeviceDriver
 from scheduler.adapters.sql_unit_of_work import Database, SqlUnitOfWork
 from scheduler.config import Settings
+from scheduler.domain.platform_identity import admin_roles_of
 from scheduler.domain.queueing import QueueLimits, QueuePolicy
 from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.reservations import BookingRules
@@ -30,6 +32,7 @@ from scheduler.services.command_path import CommandConfig, CommandPath
 from scheduler.services.fleet import FleetTotal
 from scheduler.services.handlers import ROUTES
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
+from scheduler.services.platform_auth import PlatformAuthenticator, default_tenant_of
 from scheduler.services.ports import (
     ChangeFeed,
     DeviceDriver,
@@ -37,6 +40,7 @@ from scheduler.services.ports import (
     QueueDispatcher,
     RateLimiter,
     UnitOfWork,
+    UnitOfWorkFactory,
 )
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
@@ -62,7 +66,7 @@ class Services:
     lifecycle: DeviceLifecycle
     queue: QueueDispatcher
     config: CommandConfig
-    authenticator: TokenAuthenticator
+    authenticator: PlatformAuthenticator
     commands: CommandPath
     changes: PgChangeFeed
     rate_limiter: RateLimiter
@@ -130,6 +134,29 @@ def queue_policy(settings: Settings) -> QueuePolicy:
     )
 
 
+def platform_authenticator(
+    settings: Settings, tokens: TokenAuthenticator, uow: UnitOfWorkFactory
+) -> PlatformAuthenticator:
+    """PhoneFleet's tokens, and the platform's JWTs when a key is configured."""
+    verifier = None
+    if settings.jwt_secret or settings.jwt_public_key:
+        verifier = JwtVerifier(
+            secret=settings.jwt_secret or None,
+            public_key=None if settings.jwt_secret else settings.jwt_public_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    return PlatformAuthenticator(
+        tokens,
+        uow,
+        utc_now,
+        verifier=verifier,
+        admin_roles=admin_roles_of(settings.jwt_admin_roles),
+        new_tenant=default_tenant_of(settings.jwt_default_quota),
+        is_jwt=looks_like_jwt,
+    )
+
+
 def build_services(
     settings: Settings,
     lifecycle: DeviceLifecycle | None = None,
@@ -194,7 +221,9 @@ def build_services(
         lifecycle=lifecycle,
         queue=dispatcher,
         config=config,
-        authenticator=TokenAuthenticator(uow, settings.token_cache_seconds, changes, clock),
+        authenticator=platform_authenticator(
+            settings, TokenAuthenticator(uow, settings.token_cache_seconds, changes, clock), uow
+        ),
         commands=commands,
         changes=changes,
         rate_limiter=RedisRateLimiter(redis, f"phonefleet:rate:{settings.events_stream}"),

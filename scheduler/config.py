@@ -12,6 +12,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_EVENTS_STREAM = "phonefleet:events"
 
 
+#: Settings no worker process is given as an argument (they would show in the dashboard):
+#: the admin token (only ``phonefleet up`` writes it) and the platform's secrets (replicas
+#: read those from their environment).
+WORKER_SECRETS = {"admin_token", "jwt_secret", "trusted_proxy_secret"}
+
+
 class Settings(BaseSettings):
     """Everything a PhoneFleet process needs to know; built once per process."""
 
@@ -36,6 +42,21 @@ class Settings(BaseSettings):
     #: How long an ``Idempotency-Key`` answers retries with the first result.
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
     token_cache_seconds: float = 10.0
+    #: The platform's JWTs, accepted beside PhoneFleet's tokens when a key is set: its HMAC
+    #: secret (HS256) or its public key, PEM (RS256, ES256). Secrets: never actor arguments
+    #: (``for_workers``); replicas read them from their environment.
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "cloudphone-platform"
+    jwt_audience: str = "cloudphone-users"
+    #: Roles (comma-separated) that make a platform user an admin, as ``isSuperAdmin`` does.
+    jwt_admin_roles: str = "super_admin,admin"
+    #: The quota (``POST /scheduler/admin/tenants``'s ``quota`` object, JSON) of a platform
+    #: tenant seen for the first time; unset: such a tenant is refused (403).
+    jwt_default_quota: dict[str, float] | None = None
+    #: Behind the platform's gateway: its ``x-user-*`` headers are trusted only on requests
+    #: carrying this secret in ``x-phonefleet-proxy-secret``.
+    trusted_proxy_secret: str | None = None
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).
     rate_limit_rps: float = Field(default=100.0, gt=0)
@@ -116,9 +137,9 @@ class Settings(BaseSettings):
         return Path(path).expanduser()
 
     def for_workers(self) -> dict[str, object]:
-        """These settings as the arguments of an actor or a Serve replica: never the admin
-        token (it is no argument of any process; only ``phonefleet up`` writes it)."""
-        return self.model_dump(mode="json", exclude={"admin_token"})
+        """These settings as the arguments of an actor or a Serve replica: never a secret
+        (``WORKER_SECRETS``)."""
+        return self.model_dump(mode="json", exclude=WORKER_SECRETS)
 
     def require_urls(self) -> tuple[str, str]:
         """The database and Redis URLs, which every running component needs."""

@@ -4,21 +4,37 @@
 Every ``/scheduler`` request draws from its token's bucket and its tenant's (a request with
 an unknown token, from its client address's): 429 ``rate_limited`` with ``Retry-After`` when
 one is empty, and ``RateLimit-Limit``/``-Remaining``/``-Reset`` on every answer.
+
+The caller is a PhoneFleet token, a platform JWT (when configured), or — only on a request
+that carries ``PHONEFLEET_TRUSTED_PROXY_SECRET`` in ``x-phonefleet-proxy-secret`` — the user
+the platform's gateway names in ``x-user-id``/``x-user-tenant``/``x-user-roles`` (those
+headers are ignored on any other request). A platform caller's unknown tenant is 403
+``tenant_not_found``. Platform users' buckets are keyed on the user, never on the gateway's
+address.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.bootstrap import Services
-from scheduler.domain.errors import InfrastructureError, RateLimited, Unauthenticated
+from scheduler.domain.errors import (
+    InfrastructureError,
+    RateLimited,
+    TenantNotFound,
+    Unauthenticated,
+)
+from scheduler.domain.identity import Credential
 from scheduler.domain.rate_limits import RateLimit, RateVerdict, address_bucket, buckets_of
 from serve.errors import problem
 
 PROTECTED_PREFIX = "/scheduler"
+PROXY_SECRET_HEADER = "x-phonefleet-proxy-secret"
+GATEWAY_HEADERS = ("x-user-id", "x-user-tenant", "x-user-roles")
 
 
 def bearer_token(scope: Scope) -> str:
@@ -64,13 +80,32 @@ class BearerAuthMiddleware:
         await problem(429, refused.code, refused.detail, headers=headers)(scope, receive, send)
         return None
 
+    async def _caller(self, scope: Scope) -> Credential:
+        """The gateway's user on a request that proves it came through the gateway; else
+        the bearer token's owner."""
+        authenticator = self._services.authenticator
+        secret = self._services.settings.trusted_proxy_secret
+        if secret:
+            headers = {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name in (PROXY_SECRET_HEADER.encode(), *(h.encode() for h in GATEWAY_HEADERS))
+            }
+            given = headers.get(PROXY_SECRET_HEADER, "")
+            if "x-user-id" in headers and hmac.compare_digest(given.encode(), secret.encode()):
+                return await authenticator.authenticate_gateway(headers)
+        return await authenticator.authenticate(bearer_token(scope))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
             await self._app(scope, receive, send)
             return
         default = self._services.default_rate_limit
         try:
-            credential = await self._services.authenticator.authenticate(bearer_token(scope))
+            credential = await self._caller(scope)
+        except TenantNotFound as error:
+            await problem(403, error.code, error.detail)(scope, receive, send)
+            return
         except Unauthenticated as error:
             address = (scope.get("client") or ("unknown",))[0]
             if await self._limited(scope, receive, send, address_bucket(address, default)):

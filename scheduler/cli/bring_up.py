@@ -18,7 +18,7 @@ from rich.table import Table
 from actors.ray_client import AUTH_EXPORT_LINE
 from scheduler.cli.processes import write_private
 from scheduler.cli.steps import console
-from scheduler.config import redacted_url
+from scheduler.config import WORKER_SECRETS, redacted_url
 from scheduler.domain.identity import new_token
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ def job_env(settings: Settings) -> dict[str, str]:
 
 def app_args(settings: Settings) -> dict[str, Any]:
     """The Settings every replica is built from (secrets of the CLI itself left out)."""
-    return settings.model_dump(mode="json", exclude={"admin_token", "data_dir"}, exclude_none=True)
+    exclude = WORKER_SECRETS | {"data_dir"}
+    return settings.model_dump(mode="json", exclude=exclude, exclude_none=True)
 
 
 def ensure_housekeeper(settings: Settings) -> None:

@@ -115,7 +115,7 @@ async def test_an_expired_token_is_refused_even_while_remembered(
         {"id": uuid.UUID(issued["id"])},
     )
     # the remembered credential carries its expiry; the clock is what refuses it
-    moved = other_replica.authenticator
+    moved = other_replica.authenticator.tokens
     moved._clock = lambda: services.clock() + timedelta(hours=2)
     with pytest.raises(Unauthenticated, match="expired"):
         await moved.authenticate(issued["token"])
