@@ -23,6 +23,8 @@ from psycopg import sql
 from scheduler.config import Settings
 
 E2E_HTTP_PORT = int(os.environ.get("PHONEFLEET_E2E_HTTP_PORT", "8740"))
+#: The platform's JWT secret, given to ``phonefleet up`` in its environment only.
+PLATFORM_JWT_SECRET = "e2e-platform-" + secrets.token_hex(16)
 #: Node actors each serve a shard of nodes: the kill tests check a restarted one takes them back.
 NODE_ACTOR_SHARDS = 2
 
@@ -126,6 +128,7 @@ def fleet(
     token = "pf_e2e_" + secrets.token_urlsafe(16)
     env = fleet_env(settings, e2e_database_url, data_dir, token, E2E_HTTP_PORT)
     env["PHONEFLEET_NODE_ACTOR_SHARDS"] = str(NODE_ACTOR_SHARDS)
+    env["PHONEFLEET_JWT_SECRET"] = PLATFORM_JWT_SECRET
     up = run_cli(env, "up", "--demo")
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -136,3 +136,19 @@ def test_has_password() -> None:
     assert has_password("postgresql://u:p@h/d")
     assert not has_password("postgresql://u@h/d")
     assert not has_password("redis://h:6379/0")
+
+
+def test_no_secret_is_a_worker_argument() -> None:
+    from scheduler.cli.bring_up import app_args
+
+    settings = Settings(
+        database_url="postgresql://db/x",
+        redis_url="redis://r",
+        admin_token="pf_admin",
+        jwt_secret="platform-secret",
+        trusted_proxy_secret="gateway-secret",
+    )
+
+    for arguments in (settings.for_workers(), app_args(settings)):
+        for secret in ("pf_admin", "platform-secret", "gateway-secret"):
+            assert secret not in repr(arguments)
