@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from placement.solve import solve
 from scheduler.adapters.jwt_verifier import JwtVerifier, looks_like_jwt
 from scheduler.adapters.pg_changes import PgChangeFeed
+from scheduler.adapters.rabbitmq_events import FanOutEventStream, RabbitEventPublisher
 from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.redis_events import RedisEventStream
 from scheduler.adapters.redis_rate_limits import RedisRateLimiter
@@ -37,6 +38,7 @@ from scheduler.services.ports import (
     ChangeFeed,
     DeviceDriver,
     DeviceLifecycle,
+    EventStream,
     QueueDispatcher,
     RateLimiter,
     UnitOfWork,
@@ -62,7 +64,7 @@ class Services:
     settings: Settings
     database: Database
     redis: Redis
-    events: RedisEventStream
+    events: EventStream
     lifecycle: DeviceLifecycle
     queue: QueueDispatcher
     config: CommandConfig
@@ -73,6 +75,7 @@ class Services:
     clock: Callable[[], datetime]
     available_total: FleetTotal = field(default_factory=FleetTotal)
     recent_candidates: RecentCandidates | None = None
+    platform_events: RabbitEventPublisher | None = None
 
     @property
     def default_rate_limit(self) -> RateLimit:
@@ -102,6 +105,8 @@ class Services:
         return {"postgres": up[0], "redis": up[1]}
 
     async def close(self) -> None:
+        if self.platform_events is not None:
+            await self.platform_events.close()
         await self.changes.close()
         await self.redis.aclose()
         await self.database.close()
@@ -179,6 +184,10 @@ def build_services(
     policy = queue_policy(settings)
     changes = PgChangeFeed(database_url)
 
+    stream = RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen)
+    platform_events = None
+    if settings.rabbitmq_url:
+        platform_events = RabbitEventPublisher(settings.rabbitmq_url, settings.rabbitmq_exchange)
     seconds = settings.candidate_reuse_seconds
     recent = RecentCandidates(seconds) if seconds > 0 else None
 
@@ -217,7 +226,7 @@ def build_services(
         settings=settings,
         database=database,
         redis=redis,
-        events=RedisEventStream(redis, settings.events_stream, settings.events_stream_maxlen),
+        events=FanOutEventStream(stream, platform_events) if platform_events else stream,
         lifecycle=lifecycle,
         queue=dispatcher,
         config=config,
@@ -229,4 +238,5 @@ def build_services(
         rate_limiter=RedisRateLimiter(redis, f"phonefleet:rate:{settings.events_stream}"),
         clock=clock,
         recent_candidates=recent,
+        platform_events=platform_events,
     )

@@ -13,9 +13,9 @@ DEFAULT_EVENTS_STREAM = "phonefleet:events"
 
 
 #: Settings no worker process is given as an argument (they would show in the dashboard):
-#: the admin token (only ``phonefleet up`` writes it) and the platform's secrets (replicas
-#: read those from their environment).
-WORKER_SECRETS = {"admin_token", "jwt_secret", "trusted_proxy_secret"}
+#: the admin token (only ``phonefleet up`` writes it) and the platform's secrets and broker
+#: URL (replicas and actors read those from their environment).
+WORKER_SECRETS = {"admin_token", "jwt_secret", "trusted_proxy_secret", "rabbitmq_url"}
 
 
 class Settings(BaseSettings):
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     #: Behind the platform's gateway: its ``x-user-*`` headers are trusted only on requests
     #: carrying this secret in ``x-phonefleet-proxy-secret``.
     trusted_proxy_secret: str | None = None
+    #: The platform's RabbitMQ: relayed events also go to its exchange, under the original
+    #: scheduler's routing keys (``scheduler.domain.platform_events``).
+    rabbitmq_url: str | None = None
+    rabbitmq_exchange: str = "cloudphone.events"
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).
     rate_limit_rps: float = Field(default=100.0, gt=0)
