@@ -15,6 +15,7 @@ next read, within ``ttl``.
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections import Counter
@@ -59,7 +60,12 @@ class RecentCandidates:
         if kept is None or self._clock() - kept.read_at >= self._ttl:
             return None
         gone = {d for d, at in self._taken.items() if at >= kept.read_at}
-        left = [[d for d in row["ids"] if d not in gone] for row in kept.rows]
+        # a class's devices are alike: each request gets them in an order of its own, so
+        # that concurrent requests of this process send their grants for different ones
+        left = []
+        for row in kept.rows:
+            ids = [d for d in row["ids"] if d not in gone]
+            left.append(random.sample(ids, len(ids)))
         gone_on_node: Counter[uuid.UUID] = Counter()
         for row, ids in zip(kept.rows, left, strict=True):
             gone_on_node[row["node_id"]] += len(row["ids"]) - len(ids)

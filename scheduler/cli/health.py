@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from actors.ray_client import auth_headers
@@ -61,3 +62,29 @@ def check_http(url: str) -> tuple[bool, str]:
     except httpx.HTTPError as error:
         return False, f"{url}: {type(error).__name__}"
     return response.status_code == 200, f"{url} (HTTP {response.status_code})"
+
+
+def check_node_actors(dashboard_url: str) -> tuple[bool | None, str]:
+    """How many NodeActors run, and how many wait to be placed (their host's Ray node is not
+    in the cluster, with ``node_actor_placement = "host"``): unknown (``None``) then."""
+    from ray.util.state import list_actors
+
+    try:
+        actors = list_actors(
+            address=dashboard_url,
+            filters=[("class_name", "=", "NodeActor")],
+            limit=10_000,
+            raise_on_missing_output=False,
+        )
+    except Exception as error:  # the state API is down: say so, do not fail the report
+        return None, f"state API: {type(error).__name__}"
+    states = Counter(actor.state for actor in actors)
+    alive = states.pop("ALIVE", 0)
+    waiting = states.pop("PENDING_CREATION", 0) + states.pop("DEPENDENCIES_UNREADY", 0)
+    restarting = states.pop("RESTARTING", 0)
+    details = f"{alive} running"
+    if waiting:
+        details += f", {waiting} waiting for their host's Ray node"
+    if restarting:
+        details += f", {restarting} restarting"
+    return (None if waiting or restarting else True), details

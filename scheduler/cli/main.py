@@ -200,6 +200,7 @@ def status(
     if head is not None:
         rows.append(("Ray head", True, f"{head.address}, pid {head.pid}"))
         rows.append(("Ray dashboard", *health.check_dashboard(head.dashboard_url)))
+        rows.append(("Node actors", *health.check_node_actors(head.dashboard_url)))
     elif record is not None and not record.local_head:
         rows.append(("Ray cluster", None, f"existing cluster at {record.ray_address}"))
     else:

@@ -10,6 +10,7 @@ registration answers at once and its devices stay ``provisioning``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -40,6 +41,7 @@ class HostFleet:
     dashboard_url: str  # for Ray's state API (another cluster may run on this host)
     host_node_pid: int  # its `ray start --block` process
     host_ray_node_id: str
+    env: dict[str, str]  # of its `phonefleet` commands
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def host_fleet(
             connect(head.address)
             ray_node = eventually(lambda: _ray_node_offering(host_resource(HOST)), timeout=60)
             api_url = f"http://127.0.0.1:{HTTP_PORT}"
-            yield HostFleet(api_url, token, head.dashboard_url, pid, ray_node)
+            yield HostFleet(api_url, token, head.dashboard_url, pid, ray_node, env)
         finally:
             ray.shutdown()
             stop_ray_node(host_dir)
@@ -187,3 +189,7 @@ def test_a_node_whose_host_has_no_ray_node_waits_for_it(host_fleet: HostFleet) -
         assert _devices(http, admin, node_id) == {"provisioning": 1}
         actor = eventually(lambda: _actor(host_fleet, node_actor_name(uuid.UUID(node_id), 0)))
         assert actor.state in {"PENDING_CREATION", "DEPENDENCIES_UNREADY"}
+
+    status = run_cli(host_fleet.env, "status", "--json")
+    (actors,) = [c for c in json.loads(status.stdout)["components"] if c["name"] == "Node actors"]
+    assert actors["up"] is None and "1 waiting for their host's Ray node" in actors["details"]
