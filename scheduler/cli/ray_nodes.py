@@ -3,7 +3,7 @@ process: the head (:mod:`scheduler.cli.ray_head`) and worker nodes that join it 
 host's node offering ``phonefleet-host:<host>`` (:func:`start_worker_node`).
 
 A node's ``ray start`` process runs as a detached child in its own session; its pid goes to
-``<data_dir>/ray/head.pid``. On SIGTERM it kills the processes it started (we turn off its
+``<data_dir>/ray/node.pid``. On SIGTERM it kills the processes it started (we turn off its
 30 s drain, which cannot finish on a one-node cluster), so :func:`stop_ray_node` signals it
 and then kills any straggler of *this* node: every process still in that session (Ray gives
 workers their own process groups, not sessions), or a Ray/HAProxy process whose command line
@@ -209,7 +209,7 @@ def _log_tail(log_file: Path, offset: int, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _node_processes(layout: RayLayout, head_pid: int | None) -> list[Any]:
+def _node_processes(layout: RayLayout, start_pid: int | None) -> list[Any]:
     """Live processes of this Ray node other than the ``ray start`` process itself.
 
     The ``ray start`` process leads its own session; Ray gives workers their own process
@@ -223,10 +223,10 @@ def _node_processes(layout: RayLayout, head_pid: int | None) -> list[Any]:
     found = []
     for process in psutil.process_iter(["pid", "name", "cmdline", "status"]):
         pid = process.info["pid"]
-        if pid in (own, head_pid) or process.info["status"] == psutil.STATUS_ZOMBIE:
+        if pid in (own, start_pid) or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            same_session = head_pid is not None and os.getsid(pid) == head_pid
+            same_session = start_pid is not None and os.getsid(pid) == start_pid
         except OSError:
             continue
         cmdline = " ".join(process.info["cmdline"] or ())
