@@ -249,6 +249,17 @@ class SqlNodeRepository(SqlRepository):
         assert row is not None
         return Resources(float(row["cpu"]), int(row["mem"]), int(row["sto"])), int(row["n"])
 
+    async def usage_by_node(self) -> dict[uuid.UUID, tuple[Resources, int]]:
+        rows = await self._rows(
+            "SELECT node_id, sum(cpu_cores) AS cpu, sum(memory_mb) AS mem,"
+            " sum(storage_mb) AS sto, count(*) AS n FROM devices"
+            " WHERE status <> 'retired' GROUP BY node_id"
+        )
+        return {
+            r["node_id"]: (Resources(float(r["cpu"]), int(r["mem"]), int(r["sto"])), int(r["n"]))
+            for r in rows
+        }
+
     async def device_counts(self) -> dict[uuid.UUID, dict[str, int]]:
         counts: dict[uuid.UUID, dict[str, int]] = {}
         for row in await self._rows(

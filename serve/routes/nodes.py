@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from scheduler.bootstrap import Services
 from scheduler.domain import limits
 from scheduler.domain.fleet import Node, NodeStatus
-from scheduler.services import device_health, fleet, statistics
+from scheduler.services import device_health, fleet, host_placement, statistics
 from scheduler.services.commands import SetNodeSchedulable
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.replies import reply
@@ -19,6 +19,7 @@ from serve.routes.links import answer_links, by_id, link_to
 from serve.schemas import AddDevicesIn, DeviceList, DeviceOut, NodeIn, NodeOut
 from serve.schemas.base import LabelFilter, parse_labels
 from serve.schemas.fleet import SimulateIn
+from serve.schemas.host_placement import HostPlacementIn, HostPlacementOut
 
 router = APIRouter(prefix="/scheduler/nodes", tags=["nodes"])
 
@@ -43,6 +44,18 @@ async def register_node(
 ) -> Response:
     handled = await services.commands.handle(body.to_command(), principal, key)
     return reply(handled, NodeOut.of(handled.result), 201)
+
+
+@router.post("/placement", response_model=HostPlacementOut)
+async def place_new_device(
+    body: HostPlacementIn, principal: PrincipalDep, services: ServicesDep
+) -> HostPlacementOut:
+    """Where a new device of this spec would go (admins and services): the best host by
+    ``strategy`` (default: the active strategy's type), with its score in [0, 1000], the
+    reason, and the host's use once it lands; 409 ``no_capacity`` says why no host fits.
+    Nothing is created."""
+    choice, strategy = await host_placement.best_host(services.uow(), principal, body.to_query())
+    return HostPlacementOut.of(choice, strategy)
 
 
 @router.get("", response_model=list[NodeOut])

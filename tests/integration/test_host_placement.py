@@ -1,0 +1,110 @@
+"""``POST /scheduler/nodes/placement`` on real PostgreSQL: where a new device would go."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.builders import auth, new_tenant, new_token, unique
+from tests.integration.test_bad_input import assert_problem
+
+pytestmark = pytest.mark.integration
+
+SPEC = {"cpuCores": 2, "memoryMB": 4096, "storageMB": 8192, "androidVersion": "13"}
+
+
+async def _host(
+    client: httpx.AsyncClient, admin: str, label: dict[str, str], devices: int, **extra: object
+) -> str:
+    node = await client.post(
+        "/scheduler/nodes",
+        headers=auth(admin),
+        json={
+            "name": unique("host"),
+            "labels": label,
+            "capacity": {"cpuCores": 16, "memoryMB": 32768, "storageMB": 10**6, "maxDevices": 8},
+            **extra,
+        },
+    )
+    assert node.status_code == 201, node.text
+    if devices:
+        added = await client.post(
+            f"/scheduler/nodes/{node.json()['id']}/devices",
+            headers=auth(admin),
+            json={"count": devices, "spec": SPEC},
+        )
+        assert added.status_code == 201, added.text
+    return str(node.json()["id"])
+
+
+async def test_a_new_device_goes_where_the_strategy_says(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    label = {"pool": unique("placement")}
+    busy = await _host(client, admin_token, label, devices=5)
+    idle = await _host(client, admin_token, label, devices=0)
+    ask = {"cpuCores": 2, "memoryMB": 4096, "storageMB": 8192, "labels": label}
+
+    packed = await client.post(
+        "/scheduler/nodes/placement", headers=auth(admin_token), json={**ask, "strategy": "binpack"}
+    )
+    spread = await client.post(
+        "/scheduler/nodes/placement", headers=auth(admin_token), json={**ask, "strategy": "spread"}
+    )
+    preferred = await client.post(
+        "/scheduler/nodes/placement",
+        headers=auth(admin_token),
+        json={**ask, "strategy": "binpack", "preferredNodeId": idle},
+    )
+
+    assert packed.status_code == 200, packed.text
+    assert packed.json()["nodeId"] == busy and packed.json()["strategy"] == "binpack"
+    assert packed.json()["utilizationAfter"]["cpu"] == pytest.approx(12 / 16)
+    assert 0 <= packed.json()["score"] <= 1000 and packed.json()["reason"].startswith("binpack")
+    assert spread.json()["nodeId"] == idle
+    assert preferred.json()["nodeId"] == idle and preferred.json()["reason"] == "the preferred host"
+
+
+async def test_when_no_host_fits_it_says_why(client: httpx.AsyncClient, admin_token: str) -> None:
+    label = {"pool": unique("full")}
+    await _host(client, admin_token, label, devices=8)  # every slot taken
+    await _host(
+        client, admin_token, label, devices=0, taints=[{"key": "gpu", "effect": "NoSchedule"}]
+    )
+
+    r = await client.post(
+        "/scheduler/nodes/placement",
+        headers=auth(admin_token),
+        json={"cpuCores": 2, "memoryMB": 4096, "labels": label},
+    )
+
+    assert_problem(r, 409, "no_capacity")
+    assert (
+        "1 tainted" in r.json()["detail"] and "1 without a free device slot" in r.json()["detail"]
+    )
+    tolerated = await client.post(
+        "/scheduler/nodes/placement",
+        headers=auth(admin_token),
+        json={"cpuCores": 2, "memoryMB": 4096, "labels": label, "tolerations": [{"key": "gpu"}]},
+    )
+    assert tolerated.status_code == 200, tolerated.text
+
+
+async def test_only_admins_and_services_ask_and_bad_input_is_422(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    tenant = await new_tenant(client, admin_token)
+    user = await new_token(client, admin_token, tenant["id"], "someone")
+    service = await new_token(client, admin_token, tenant["id"], "svc", role="service")
+    ask = {"cpuCores": 1, "memoryMB": 1024}
+
+    assert_problem(
+        await client.post("/scheduler/nodes/placement", headers=auth(user), json=ask),
+        403,
+        "forbidden",
+    )
+    answered = await client.post("/scheduler/nodes/placement", headers=auth(service), json=ask)
+    assert answered.status_code in (200, 409), answered.text
+    for bad in ({"cpuCores": 0, "memoryMB": 1}, {"cpuCores": 1}, {**ask, "strategy": "best"}):
+        r = await client.post("/scheduler/nodes/placement", headers=auth(admin_token), json=bad)
+        assert r.status_code in (400, 422), r.text
