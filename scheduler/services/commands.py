@@ -12,7 +12,7 @@ from scheduler.domain.extensions import ExtensionInfo
 from scheduler.domain.fleet import Device
 from scheduler.domain.identity import Role
 from scheduler.domain.rate_limits import RateLimit
-from scheduler.domain.resources import DeviceRequirements, Resources, Taint
+from scheduler.domain.resources import DeviceRequirements, Resources, Taint, Toleration
 
 T = TypeVar("T")
 
@@ -137,6 +137,39 @@ class AddDevices:
 @dataclass(frozen=True, slots=True)
 class AddedDevices:
     devices: list[Device]
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionDevices:
+    """Create ``count`` devices of a spec on the hosts where they fit best."""
+
+    count: int
+    resources: Resources
+    android_version: str
+    #: Labels the hosts must carry, and host taints the devices tolerate.
+    host_labels: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    preferred_node_id: uuid.UUID | None = None
+    strategy: str | None = None
+    dry_run: bool = False
+    #: All or nothing; else as many as fit.
+    atomic: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedHost:
+    node_id: uuid.UUID
+    node_name: str
+    count: int
+    score: int  # of the first device placed there
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedDevices:
+    requested: int
+    plan: list[PlannedHost]
+    devices: list[Device]  # empty for a dry run
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,17 @@ async def add_devices(command: AddDevices, unit: Unit) -> AddedDevices:
         NodeCapacityExceeded: the node cannot hold them.
     """
     require_admin(unit.principal)
+    return AddedDevices(await create_devices(unit, command))
+
+
+async def create_devices(unit: Unit, command: AddDevices) -> list[Device]:
+    """``add_devices`` for any caller: the node's row locked, its room checked (so that
+    concurrent creations never overfill it), the devices written ``provisioning``.
+
+    Raises:
+        NodeNotFound: no such node.
+        NodeCapacityExceeded: the node cannot hold them.
+    """
     uow = unit.uow
     node = await uow.nodes.get(command.node_id, lock=True)
     if node is None:
@@ -131,7 +142,7 @@ async def add_devices(command: AddDevices, unit: Unit) -> AddedDevices:
     ]
     await uow.devices.add_many(devices)
     unit.effects.provisions.extend((node.id, d.id) for d in devices)
-    return AddedDevices(devices)
+    return devices
 
 
 async def mark_devices_ready(

@@ -27,6 +27,7 @@ from serve.schemas import (
 )
 from serve.schemas.base import LabelFilter, parse_labels
 from serve.schemas.fleet import DeviceReportIn, DeviceReportOut, SimulateIn
+from serve.schemas.host_placement import ProvisionIn, ProvisionOut
 
 router = APIRouter(prefix="/scheduler/devices", tags=["devices"])
 
@@ -72,6 +73,19 @@ async def allocate(
         for_view=True,
     )
     return reply(handled, QueueEntryOut.of(entry), 202)
+
+
+@router.post("/provision", status_code=201, response_model=ProvisionOut)
+async def provision(
+    body: ProvisionIn, principal: PrincipalDep, services: ServicesDep, key: IdempotencyKeyDep
+) -> Response:
+    """Create ``count`` devices of ``spec`` on the hosts where each fits best (admins and
+    services): ``planned`` says how many go where, with the first one's score and reason;
+    the devices start ``provisioning``. ``dryRun`` answers the plan only (200). ``atomic``
+    (default): all or nothing, 409 ``no_capacity`` saying why; false: as many as fit.
+    Honours ``Idempotency-Key``."""
+    handled = await services.commands.handle(body.to_command(), principal, key)
+    return reply(handled, ProvisionOut.of(handled.result), 200 if body.dryRun else 201)
 
 
 @router.post("/release", response_model=ReleaseOut)

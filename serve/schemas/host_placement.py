@@ -1,4 +1,5 @@
-"""``POST /scheduler/nodes/placement``: where a new device of a spec would go."""
+"""New devices on hosts: where one would go (``POST /scheduler/nodes/placement``), and
+provisioning many (``POST /scheduler/devices/provision``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from placement.host_choice import HostChoice
 from placement.problem import Strategy
 from scheduler.domain import limits
 from scheduler.domain.resources import Resources, Toleration
+from scheduler.services.commands import ProvisionDevices, ProvisionedDevices
 from scheduler.services.host_placement import HostPlacementQuery
 from serve.schemas.allocations import TolerationIn
 from serve.schemas.base import Body, Labels, LabelsField, Out
+from serve.schemas.fleet import DeviceOut, DeviceSpecIn
+
+#: Devices one provisioning may create.
+MAX_PROVISION = 1000
 
 
 class HostPlacementIn(Body):
@@ -59,4 +65,61 @@ class HostPlacementOut(Out):
             score=choice.score,
             reason=choice.reason,
             utilizationAfter=UtilizationOut(**choice.utilisation_after),
+        )
+
+
+class ProvisionIn(Body):
+    count: int = Field(ge=1, le=MAX_PROVISION)
+    spec: DeviceSpecIn
+    #: Labels the hosts must carry.
+    labels: Labels = LabelsField
+    tolerations: list[TolerationIn] = Field(default_factory=list, max_length=64)
+    preferredNodeId: uuid.UUID | None = None
+    strategy: str | None = Field(default=None, min_length=1, max_length=32)
+    dryRun: bool = False
+    #: All or nothing (default); false: as many as fit.
+    atomic: bool = True
+
+    def to_command(self) -> ProvisionDevices:
+        return ProvisionDevices(
+            self.count,
+            self.spec.resources(),
+            self.spec.androidVersion,
+            dict(self.labels),
+            tuple(Toleration(t.key, t.value) for t in self.tolerations),
+            self.preferredNodeId,
+            self.strategy,
+            self.dryRun,
+            self.atomic,
+        )
+
+
+class PlannedHostOut(Out):
+    nodeId: uuid.UUID
+    nodeName: str
+    count: int
+    score: int
+    reason: str
+
+
+class ProvisionOut(Out):
+    requested: int
+    planned: list[PlannedHostOut]
+    devices: list[DeviceOut]
+
+    @classmethod
+    def of(cls, result: ProvisionedDevices) -> ProvisionOut:
+        return cls(
+            requested=result.requested,
+            planned=[
+                PlannedHostOut(
+                    nodeId=p.node_id,
+                    nodeName=p.node_name,
+                    count=p.count,
+                    score=p.score,
+                    reason=p.reason,
+                )
+                for p in result.plan
+            ],
+            devices=[DeviceOut.of(d) for d in result.devices],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -108,3 +110,85 @@ async def test_only_admins_and_services_ask_and_bad_input_is_422(
     for bad in ({"cpuCores": 0, "memoryMB": 1}, {"cpuCores": 1}, {**ask, "strategy": "best"}):
         r = await client.post("/scheduler/nodes/placement", headers=auth(admin_token), json=bad)
         assert r.status_code in (400, 422), r.text
+
+
+def _provision(label: dict[str, str], count: int, **extra: object) -> dict[str, object]:
+    return {"count": count, "spec": SPEC | {"storageMB": 8192}, "labels": label, **extra}
+
+
+async def _devices_on(client: httpx.AsyncClient, admin: str, node_id: str) -> int:
+    node = await client.get(f"/scheduler/nodes/{node_id}", headers=auth(admin))
+    return sum(node.json()["devices"].values())
+
+
+async def test_provisioning_spreads_devices_over_the_hosts_and_creates_them(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    label = {"pool": unique("provision")}
+    one = await _host(client, admin_token, label, devices=2)
+    two = await _host(client, admin_token, label, devices=0)
+
+    dry = await client.post(
+        "/scheduler/devices/provision",
+        headers=auth(admin_token),
+        json=_provision(label, 4, strategy="spread", dryRun=True),
+    )
+    made = await client.post(
+        "/scheduler/devices/provision",
+        headers=auth(admin_token),
+        json=_provision(label, 4, strategy="spread"),
+    )
+
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["devices"] == []
+    assert made.status_code == 201, made.text
+    planned = {p["nodeId"]: p["count"] for p in made.json()["planned"]}
+    assert planned == {two: 3, one: 1}  # 2 + 1 against 0 + 3: even counts
+    assert dry.json()["planned"] == made.json()["planned"]
+    assert {d["status"] for d in made.json()["devices"]} <= {"provisioning", "available"}
+    assert (
+        await _devices_on(client, admin_token, one),
+        await _devices_on(client, admin_token, two),
+    ) == (3, 3)
+
+
+async def test_an_atomic_provisioning_that_does_not_fit_creates_nothing(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    label = {"pool": unique("atomic")}
+    node = await _host(client, admin_token, label, devices=6)  # 2 slots left
+
+    refused = await client.post(
+        "/scheduler/devices/provision", headers=auth(admin_token), json=_provision(label, 3)
+    )
+    partial = await client.post(
+        "/scheduler/devices/provision",
+        headers=auth(admin_token),
+        json=_provision(label, 3, atomic=False),
+    )
+
+    assert_problem(refused, 409, "no_capacity")
+    assert "2 of 3 devices fit" in refused.json()["detail"]
+    assert partial.status_code == 201 and len(partial.json()["devices"]) == 2
+    assert await _devices_on(client, admin_token, node) == 8
+
+
+async def test_provisionings_racing_for_a_hosts_last_room_never_overfill_it(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    label = {"pool": unique("race")}
+    node = await _host(client, admin_token, label, devices=5)  # 3 slots left
+
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/scheduler/devices/provision", headers=auth(admin_token), json=_provision(label, 2)
+            )
+            for _ in range(4)
+        )
+    )
+
+    created = [r for r in answers if r.status_code == 201]
+    assert len(created) == 1, [r.text for r in answers]  # 2 + 2 > 3: one wins whole
+    assert all(r.status_code == 409 for r in answers if r.status_code != 201)
+    assert await _devices_on(client, admin_token, node) == 7
