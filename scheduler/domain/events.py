@@ -230,6 +230,14 @@ class DeviceEvent(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceCreated(DeviceEvent):
+    """A device was created on its node (it starts ``provisioning``)."""
+
+    TYPE = "device.created"
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceProvisioned(DeviceEvent):
     TYPE = "device.provisioned"
 

@@ -141,6 +141,12 @@ async def create_devices(unit: Unit, command: AddDevices) -> list[Device]:
         for i in range(command.count)
     ]
     await uow.devices.add_many(devices)
+    for device in devices:
+        unit.emit(
+            events.DeviceCreated(
+                occurred_at=unit.now, device_id=device.id, node_id=node.id, name=device.name
+            )
+        )
     unit.effects.provisions.extend((node.id, d.id) for d in devices)
     return devices
 

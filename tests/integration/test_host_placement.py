@@ -7,7 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.builders import auth, new_tenant, new_token, unique
+from scheduler.bootstrap import Services
+from tests.builders import auth, new_tenant, new_token, run_sql, unique
 from tests.integration.test_bad_input import assert_problem
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ async def _devices_on(client: httpx.AsyncClient, admin: str, node_id: str) -> in
 
 
 async def test_provisioning_spreads_devices_over_the_hosts_and_creates_them(
-    client: httpx.AsyncClient, admin_token: str
+    client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
     label = {"pool": unique("provision")}
     one = await _host(client, admin_token, label, devices=2)
@@ -146,6 +147,13 @@ async def test_provisioning_spreads_devices_over_the_hosts_and_creates_them(
     assert planned == {two: 3, one: 1}  # 2 + 1 against 0 + 3: even counts
     assert dry.json()["planned"] == made.json()["planned"]
     assert {d["status"] for d in made.json()["devices"]} <= {"provisioning", "available"}
+    created = await run_sql(
+        services,
+        "SELECT count(*) AS n FROM outbox_events WHERE type = 'device.created'"
+        " AND aggregate_id = ANY(%(ids)s)",
+        {"ids": [d["id"] for d in made.json()["devices"]]},
+    )
+    assert created[0]["n"] == 4  # one event per device created
     assert (
         await _devices_on(client, admin_token, one),
         await _devices_on(client, admin_token, two),
