@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Any
 
 import httpx
 
+from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.services.command_path import CommandConfig, CommandPath, run_unit
 from scheduler.services.commands import Release
 from scheduler.services.handlers import ROUTES
 from scheduler.services.leases import end_due_allocations
+from serve.app import create_app
 
 
 def auth(token: str) -> dict[str, str]:
@@ -68,6 +71,17 @@ async def new_token(
     )
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
+
+
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over services of its own, built from ``settings``, over ASGI (closed after)."""
+    services = build_services(settings)
+    transport = httpx.ASGITransport(app=create_app(services))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://pf") as client:
+            yield client
+    finally:
+        await services.close()
 
 
 @dataclass

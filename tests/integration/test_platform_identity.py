@@ -18,10 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scheduler.bootstrap import build_services
 from scheduler.config import Settings
-from serve.app import create_app
-from tests.builders import auth, new_pool, new_tenant, unique
+from tests.builders import app_client, auth, new_pool, new_tenant, unique
 from tests.integration.test_bad_input import assert_problem
 
 pytestmark = pytest.mark.integration
@@ -46,25 +44,17 @@ def platform_jwt(key: Any = SECRET, algorithm: str = "HS256", **claims: Any) -> 
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm)
 
 
-async def _client(settings: Settings, **update: Any) -> AsyncIterator[httpx.AsyncClient]:
-    services = build_services(settings.model_copy(update=update))
-    transport = httpx.ASGITransport(app=create_app(services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://pf") as client:
-            yield client
-    finally:
-        await services.close()
-
-
 @pytest.fixture
 async def platform(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with the platform's secret, its default quota and its gateway's secret."""
-    async for client in _client(
-        settings,
-        jwt_secret=SECRET,
-        jwt_default_quota=QUOTA,
-        trusted_proxy_secret=PROXY_SECRET,
-    ):
+    configured = settings.model_copy(
+        update={
+            "jwt_secret": SECRET,
+            "jwt_default_quota": QUOTA,
+            "trusted_proxy_secret": PROXY_SECRET,
+        }
+    )
+    async for client in app_client(configured):
         yield client
 
 
@@ -129,7 +119,7 @@ async def tenants_named(client: httpx.AsyncClient, admin_token: str, name: str) 
 
 
 async def test_without_a_default_quota_an_unknown_tenant_is_403(settings: Settings) -> None:
-    async for client in _client(settings, jwt_secret=SECRET):
+    async for client in app_client(settings.model_copy(update={"jwt_secret": SECRET})):
         r = await client.get(
             "/scheduler/allocations", headers=auth(platform_jwt(tenantId=unique("nobody")))
         )
@@ -164,7 +154,9 @@ async def test_an_rs256_public_key_verifies_the_platforms_tokens(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     tenant = await new_tenant(client, admin_token)
-    async for platform in _client(settings, jwt_public_key=public.decode()):
+    async for platform in app_client(
+        settings.model_copy(update={"jwt_public_key": public.decode()})
+    ):
         signed = platform_jwt(key, "RS256", tenantId=tenant["name"])
         assert (
             await platform.get("/scheduler/allocations", headers=auth(signed))
@@ -219,9 +211,8 @@ async def test_rate_limits_key_on_the_platform_user(
     settings: Settings, client: httpx.AsyncClient, admin_token: str
 ) -> None:
     tenant = await new_tenant(client, admin_token)
-    async for platform in _client(
-        settings, jwt_secret=SECRET, rate_limit_rps=1.0, rate_limit_burst=2
-    ):
+    strict = {"jwt_secret": SECRET, "rate_limit_rps": 1.0, "rate_limit_burst": 2}
+    async for platform in app_client(settings.model_copy(update=strict)):
         first, second = (platform_jwt(tenantId=tenant["name"], sub=s) for s in ("one", "two"))
         codes = [
             (await platform.get("/scheduler/allocations", headers=auth(first))).status_code

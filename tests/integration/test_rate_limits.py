@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from scheduler.bootstrap import build_services
 from scheduler.config import Settings
 from scheduler.domain.rate_limits import TENANT_FACTOR, RateLimit, buckets_of
-from serve.app import create_app
-from tests.builders import auth, new_tenant, new_token
+from tests.builders import app_client, auth, new_tenant, new_token
 from tests.integration.test_bad_input import assert_problem
 
 pytestmark = pytest.mark.integration
-
-
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    services = build_services(settings)
-    transport = httpx.ASGITransport(app=create_app(services))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://pf") as client:
-            yield client
-    finally:
-        await services.close()
 
 
 async def test_a_tenants_own_limit_refuses_the_excess_with_429_and_headers(
