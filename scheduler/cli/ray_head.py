@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.cli.cluster_ports import LOOPBACK, ClusterPorts, port_free
+from scheduler.cli.cluster_ports import LOOPBACK, ClusterPorts
 from scheduler.cli.processes import read_pid
 from scheduler.cli.ray_layout import RayLayout
 from scheduler.cli.ray_nodes import is_ray_start, start_ray_node
@@ -57,19 +57,21 @@ def start_head(
     running = head_status(data_dir)
     if running is not None:
         return running
-    busy = [f"{name}={port}" for name, port in ports.head_ports().items() if not port_free(port)]
-    if busy:
-        raise RuntimeError(f"cannot start the Ray head, ports in use: {', '.join(busy)}")
     args = [
         "--head",
         f"--dashboard-host={LOOPBACK}",
         "--include-dashboard=true",
         *ports.ray_start_args(),
     ]
-    if num_cpus is not None:
-        args.append(f"--num-cpus={num_cpus}")
     pid = start_ray_node(
-        data_dir, ports, args, env_extra, ready_port=ports.gcs, timeout_s=timeout_s
+        data_dir,
+        ports,
+        args,
+        env_extra,
+        binds=ports.head_ports(),
+        ready_port=ports.gcs,
+        num_cpus=num_cpus,
+        timeout_s=timeout_s,
     )
     layout = RayLayout.of(data_dir)
     info = HeadInfo(

@@ -56,14 +56,20 @@ def start_ray_node(
     start_args: Sequence[str],
     env_extra: Mapping[str, str] | None = None,
     *,
+    binds: Mapping[str, int],
     ready_port: int,
+    num_cpus: int | None = None,
     timeout_s: float = 90.0,
 ) -> int:
     """Run ``ray start --block <start_args>`` for ``data_dir``; return its pid once the log
-    says the runtime started and ``ready_port`` accepts.
+    says the runtime started and ``ready_port`` accepts. Refused when a port of ``binds`` (the
+    single ports this node binds, by name) is taken.
 
     ``env_extra`` is added to the node's environment (so to every Ray worker), after ours.
     """
+    busy = [f"{name}={port}" for name, port in binds.items() if not port_free(port)]
+    if busy:
+        raise RuntimeError(f"cannot start the Ray node, ports in use: {', '.join(busy)}")
     layout = RayLayout.of(data_dir)
     layout.prepare()
     ensure_auth_token()
@@ -90,6 +96,7 @@ def start_ray_node(
         "--disable-usage-stats",
         f"--temp-dir={layout.temp_dir}",
         *start_args,
+        *([f"--num-cpus={num_cpus}"] if num_cpus is not None else []),
     ]
     log_offset = layout.log_file.stat().st_size if layout.log_file.exists() else 0
     with layout.log_file.open("ab") as log:
@@ -129,15 +136,18 @@ def start_worker_node(
     running = read_pid(RayLayout.of(data_dir).pid_file)
     if running is not None and is_ray_start(running):
         return running
-    busy = [f"{name}={port}" for name, port in ports.worker_ports().items() if not port_free(port)]
-    if busy:
-        raise RuntimeError(f"cannot start the Ray node, ports in use: {', '.join(busy)}")
     args = [f"--address={head_address}", *ports.worker_start_args()]
     if host is not None:
         args.append(f"--resources={json.dumps({host_resource(host): 1})}")
-    if num_cpus is not None:
-        args.append(f"--num-cpus={num_cpus}")
-    return start_ray_node(data_dir, ports, args, ready_port=ports.node_manager, timeout_s=timeout_s)
+    return start_ray_node(
+        data_dir,
+        ports,
+        args,
+        binds=ports.worker_ports(),
+        ready_port=ports.node_manager,
+        num_cpus=num_cpus,
+        timeout_s=timeout_s,
+    )
 
 
 def stop_ray_node(data_dir: Path, timeout_s: float = 60.0) -> bool:
