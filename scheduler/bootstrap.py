@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from placement.solve import solve
-from scheduler.adapters.jwt_verifier import JwtVerifier, looks_like_jwt
+from scheduler.adapters.jwt_verifier import JwtVerifier
 from scheduler.adapters.pg_changes import PgChangeFeed
 from scheduler.adapters.rabbitmq_events import FanOutEventStream, RabbitEventPublisher
 from scheduler.adapters.recent_candidates import RecentCandidates
@@ -158,7 +158,6 @@ def platform_authenticator(
         verifier=verifier,
         admin_roles=admin_roles_of(settings.jwt_admin_roles),
         new_tenant=default_tenant_of(settings.jwt_default_quota),
-        is_jwt=looks_like_jwt,
     )
 
 

@@ -19,11 +19,6 @@ PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
 LEEWAY_SECONDS = 10
 
 
-def looks_like_jwt(token: str) -> bool:
-    """Three base64url segments: a JWT, not a PhoneFleet token (``pf_…``)."""
-    return token.count(".") == 2 and not token.startswith("pf_")
-
-
 class JwtVerifier:
     def __init__(
         self, *, secret: str | None, public_key: str | None, issuer: str, audience: str
@@ -34,6 +29,11 @@ class JwtVerifier:
         self._algorithms = HMAC_ALGORITHMS if secret is not None else PUBLIC_KEY_ALGORITHMS
         self._issuer = issuer
         self._audience = audience
+
+    @staticmethod
+    def recognises(token: str) -> bool:
+        """Three base64url segments: a JWT, not a PhoneFleet token (``pf_…``)."""
+        return token.count(".") == 2 and not token.startswith("pf_")
 
     def claims(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``.

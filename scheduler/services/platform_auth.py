@@ -26,6 +26,10 @@ TENANT_CACHE_SECONDS = 30.0
 
 
 class ClaimsVerifier(Protocol):
+    def recognises(self, token: str) -> bool:
+        """Whether ``token`` is one of its kind (not a PhoneFleet token)."""
+        ...
+
     def claims(self, token: str) -> dict[str, Any]:
         """The verified claims. Raises ``Unauthenticated``."""
         ...
@@ -58,7 +62,6 @@ class PlatformAuthenticator:
         verifier: ClaimsVerifier | None = None,
         admin_roles: frozenset[str] = frozenset(),
         new_tenant: Callable[[str], CreateTenant] | None = None,
-        is_jwt: Callable[[str], bool] = lambda token: False,
     ) -> None:
         self.tokens = tokens
         self._uow_factory = uow_factory
@@ -66,7 +69,6 @@ class PlatformAuthenticator:
         self._verifier = verifier
         self._admin_roles = admin_roles
         self._new_tenant = new_tenant
-        self._is_jwt = is_jwt
         self._tenants: dict[str, tuple[float, Tenant]] = {}
 
     async def authenticate(self, token: str | None) -> Credential:
@@ -75,7 +77,7 @@ class PlatformAuthenticator:
         TenantNotFound: a platform caller's tenant is unknown and none is created.
         InfrastructureError: the database is down (503, not 401).
         """
-        if token and self._verifier is not None and self._is_jwt(token):
+        if token and self._verifier is not None and self._verifier.recognises(token):
             return await self._credential(user_from_claims(self._verifier.claims(token)))
         return await self.tokens.authenticate(token)
 
