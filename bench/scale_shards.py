@@ -4,8 +4,8 @@ on a Ray head of its own: what their heartbeats and reconciles cost the machine.
 The shard actors are created as the API creates them (``node_actor_handle``); each adopts
 the nodes that hash to it from the database, heartbeats them every ``HEARTBEAT_SECONDS`` (one
 ``UPDATE`` per shard) and reconciles them. Measured over ``seconds`` once every node is
-served: the CPU time of the actors' processes and of every PostgreSQL process (nothing else
-runs), as a share of one core.
+served: the CPU time of the NodeActor processes and of every PostgreSQL process (nothing else
+runs; ``bench.request_path.cpu`` groups them), as a share of one core.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from actors.names import node_actor_name
+from bench.request_path.cpu import CpuMeter
 from scheduler.cli.cluster_ports import ClusterPorts
 from scheduler.config import Settings
 
@@ -66,17 +67,18 @@ def measure_shards(
         connect(head.address)
         actors = [node_actor_handle(settings, n) for n in one_per_shard.values()]
         served = _wait_served(actors, len(node_ids))
-        pids = _actor_pids(head.dashboard_url, set(one_per_shard))
-        before = _cpu(pids), _postgres_cpu(), time.monotonic()
+        meter = CpuMeter()
+        meter.start()
+        started = time.monotonic()
         time.sleep(seconds)
-        after = _cpu(pids), _postgres_cpu(), time.monotonic()
-        wall = after[2] - before[2]
+        spent = meter.stop().by_group
+        wall = time.monotonic() - started
         return ShardFigures(
             len(actors),
             served,
             wall,
-            (after[0] - before[0]) / wall * 100,
-            (after[1] - before[1]) / wall * 100,
+            spent.get("NodeActor", 0.0) / wall * 100,
+            spent.get("postgres", 0.0) / wall * 100,
         )
     finally:
         ray.shutdown()
@@ -92,39 +94,3 @@ def _wait_served(actors: list[Any], nodes: int) -> int:
         if served >= nodes or time.monotonic() > deadline:
             return served
         time.sleep(0.5)
-
-
-def _actor_pids(dashboard_url: str, names: set[str]) -> list[int]:
-    from ray.util.state import list_actors
-
-    found = list_actors(
-        address=dashboard_url,
-        filters=[("state", "=", "ALIVE")],
-        detail=True,
-        raise_on_missing_output=False,
-    )
-    return [int(a.pid) for a in found if a.name in names]
-
-
-def _cpu(pids: list[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        times = psutil.Process(pid).cpu_times()
-        total += times.user + times.system
-    return total
-
-
-def _postgres_cpu() -> float:
-    import psutil
-
-    total = 0.0
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] == "postgres":
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-    return total
