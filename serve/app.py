@@ -6,6 +6,10 @@ from fastapi import FastAPI
 
 from scheduler.bootstrap import Services
 from serve.auth import BearerAuthMiddleware
+from serve.cloudphone import cluster as console_cluster
+from serve.cloudphone import nodes as console_nodes
+from serve.cloudphone import strategies as console_strategies
+from serve.cloudphone.envelope import ConsoleEnvelopeMiddleware
 from serve.errors import install_error_handlers
 from serve.request_limits import RequestLimitsMiddleware
 from serve.routes import (
@@ -36,9 +40,11 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    # The last added runs first: authentication, then the request limits.
+    # The last added runs first: the console's envelope (around every answer under
+    # /cloudphone, refusals included), authentication, then the request limits.
     app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(BearerAuthMiddleware, services=services)
+    app.add_middleware(ConsoleEnvelopeMiddleware)
     for router in (
         health.router,
         admin.router,
@@ -56,6 +62,9 @@ def create_app(services: Services) -> FastAPI:
         jobs.router,
         rebalance.router,
         ops.router,
+        console_nodes.router,
+        console_cluster.router,
+        console_strategies.router,
     ):
         app.include_router(router)
     return app

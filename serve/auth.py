@@ -32,7 +32,8 @@ from scheduler.domain.identity import Credential
 from scheduler.domain.rate_limits import RateLimit, RateVerdict, address_bucket, buckets_of
 from serve.errors import problem
 
-PROTECTED_PREFIX = "/scheduler"
+#: The native API, and the platform console's calls under ``/cloudphone``.
+PROTECTED_PREFIXES = ("/scheduler", "/cloudphone/scheduler")
 PROXY_SECRET_HEADER = "x-phonefleet-proxy-secret"
 GATEWAY_HEADERS = ("x-user-id", "x-user-tenant", "x-user-roles")
 
@@ -97,7 +98,7 @@ class BearerAuthMiddleware:
         return await authenticator.authenticate(bearer_token(scope))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
             await self._app(scope, receive, send)
             return
         default = self._services.default_rate_limit

@@ -95,6 +95,7 @@ def node_from_row(row: Row) -> Node:
         drain=Drain(DrainMode(row["drain_mode"]), row["drain_deadline"], row["remove_when_drained"])
         if row.get("drain_mode")
         else None,
+        port=row.get("port"),
     )
 
 
@@ -103,8 +104,9 @@ class SqlNodeRepository(SqlRepository):
         resources = node.capacity.resources
         await self._send(
             "INSERT INTO nodes (id, name, cpu_cores, memory_mb, storage_mb, max_devices, labels,"
-            " taints, status, host, created_at) VALUES (%(id)s, %(name)s, %(cpu)s, %(mem)s,"
-            " %(sto)s, %(max_devices)s, %(labels)s, %(taints)s, %(status)s, %(host)s, %(at)s)",
+            " taints, status, host, port, created_at) VALUES (%(id)s, %(name)s, %(cpu)s, %(mem)s,"
+            " %(sto)s, %(max_devices)s, %(labels)s, %(taints)s, %(status)s, %(host)s, %(port)s,"
+            " %(at)s)",
             {
                 "id": node.id,
                 "name": node.name,
@@ -118,6 +120,7 @@ class SqlNodeRepository(SqlRepository):
                 ),
                 "status": node.status.value,
                 "host": node.host,
+                "port": node.port,
                 "at": node.created_at,
             },
         )

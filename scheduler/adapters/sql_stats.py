@@ -1,5 +1,5 @@
 """SQL reads behind the fleet statistics: per-node capacity and lease usage, device counts,
-and the lease intervals of a time window."""
+the lease intervals of a time window, and the console's tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import uuid
 from datetime import datetime
 
 from scheduler.adapters.sql_base import SqlRepository
+from scheduler.adapters.sql_leases import scope_sql
+from scheduler.domain.identity import Scope
 from scheduler.domain.resources import Resources
+from scheduler.domain.tasks import Task, TaskSource, TaskStatus, native_statuses
 from scheduler.domain.usage_stats import FleetGauges, LeaseInterval, NodeTotals
 
 #: Every node, with what its active leases use (one row per node).
@@ -20,6 +23,26 @@ LEFT JOIN devices d ON d.node_id = n.id
 LEFT JOIN allocations a ON a.device_id = d.id AND a.status = 'active'
 WHERE n.status <> 'removed'
 GROUP BY n.id
+"""
+
+#: Leases and the entries still shown as themselves, newest first; each side reads its
+#: listing index (an entry's priority: the one it had when last ranked).
+TASKS = """
+SELECT * FROM (
+    SELECT id, 'lease' AS source, status, device_id,
+        (SELECT node_id FROM devices WHERE devices.id = allocations.device_id) AS node_id,
+        coalesce((SELECT q.priority FROM queue_entries q WHERE q.allocation_id = allocations.id
+            LIMIT 1), 0) AS priority,
+        allocated_at AS created_at, allocated_at AS started_at
+    FROM allocations WHERE {scope} AND status = ANY(%(leases)s)
+    UNION ALL
+    SELECT id, 'queue', status, NULL, NULL, coalesce(priority, 0), submitted_at, NULL
+    FROM queue_entries WHERE {scope} AND status = ANY(%(entries)s)
+) tasks ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
+"""
+TASK_COUNT = """
+SELECT (SELECT count(*) FROM allocations WHERE {scope} AND status = ANY(%(leases)s))
+    + (SELECT count(*) FROM queue_entries WHERE {scope} AND status = ANY(%(entries)s)) AS n
 """
 
 
@@ -100,3 +123,32 @@ class SqlStatsRepository(SqlRepository):
             relay_lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
             nodes_silent=int(silent["n"]) if silent else 0,
         )
+
+    async def tasks(
+        self, scope: Scope, status: TaskStatus | None, offset: int, limit: int
+    ) -> tuple[list[Task], int]:
+        """A page of the tasks ``scope`` may see (of ``status``, or all), and how many there
+        are."""
+        params = {
+            "leases": list(native_statuses(TaskSource.LEASE, status)),
+            "entries": list(native_statuses(TaskSource.QUEUE, status)),
+            "offset": offset,
+            "limit": limit,
+        }
+        where = scope_sql(scope, params)
+        count = await self._row(TASK_COUNT.format(scope=where), params)
+        rows = await self._rows(TASKS.format(scope=where), params)
+        tasks = [
+            Task(
+                id=r["id"],
+                source=TaskSource(r["source"]),
+                state=r["status"],
+                device_id=r["device_id"],
+                node_id=r["node_id"],
+                priority=float(r["priority"]),
+                created_at=r["created_at"],
+                started_at=r["started_at"],
+            )
+            for r in rows
+        ]
+        return tasks, int(count["n"]) if count else 0

@@ -57,6 +57,8 @@ class Node:
     #: Why it is in maintenance, draining or removed (as the admin said).
     status_reason: str | None = None
     drain: Drain | None = None
+    #: The port its host agent listens on, as the platform registered it (none: not said).
+    port: int | None = None
 
 
 class DrainMode(StrEnum):

@@ -15,6 +15,9 @@ class Resources:
     memory_mb: int
     storage_mb: int
 
+    def __str__(self) -> str:
+        return f"{self.cpu_cores:g} cores, {self.memory_mb} MB memory, {self.storage_mb} MB storage"
+
     def __add__(self, other: Resources) -> Resources:
         return Resources(
             self.cpu_cores + other.cpu_cores,

@@ -3,11 +3,13 @@ cluster's capacity, usage and utilization. Pure functions of values (``now`` pas
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from scheduler.domain.errors import InvalidRequest
 from scheduler.domain.resources import Resources
 
 HOUR = timedelta(hours=1)
@@ -76,6 +78,28 @@ def trend_start(now: datetime, hours: int) -> datetime:
     """The first bucket's hour: ``hours`` buckets end with the one ``now`` is in."""
     current = now.replace(minute=0, second=0, microsecond=0)
     return current - (hours - 1) * HOUR
+
+
+def trend_window(
+    start: datetime | None, end: datetime | None, hours: int, *, now: datetime
+) -> tuple[datetime, int]:
+    """The trend's end and hour count for a window given by its dates (the platform's
+    console) or by ``hours`` back from its end: the end is ``end`` or ``now`` (never later
+    than ``now``), and the hours cover ``start`` to the end, rounded up.
+
+    Raises:
+        InvalidRequest: the start is not before the end, or the window is longer than
+            ``MAX_TREND_HOURS``.
+    """
+    last = min(end, now) if end is not None else now
+    if start is None:
+        return last, hours
+    if start >= last:
+        raise InvalidRequest("startDate must be before endDate (and before now)")
+    span = math.ceil((last - start) / HOUR)
+    if span > MAX_TREND_HOURS:
+        raise InvalidRequest(f"a trend covers at most {MAX_TREND_HOURS} hours")
+    return last, span
 
 
 def hourly_trend(

@@ -115,6 +115,7 @@ class RegisterNode:
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     host: str | None = None
+    port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

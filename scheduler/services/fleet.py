@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from scheduler.domain import events
-from scheduler.domain.errors import NodeNotFound
+from scheduler.domain.errors import NodeNotFound, NodeStateConflict
 from scheduler.domain.fleet import (
     Device,
     DeviceSpec,
@@ -46,6 +46,7 @@ async def register_node(command: RegisterNode, unit: Unit) -> Node:
         host=command.host or unit.config.default_host,
         created_at=unit.now,
         last_heartbeat_at=None,
+        port=command.port,
     )
     await unit.uow.nodes.add(node)
     unit.emit(events.NodeRegistered(occurred_at=unit.now, node_id=node.id, name=node.name))
@@ -81,17 +82,23 @@ async def node_device_counts(uow: UnitOfWork) -> dict[uuid.UUID, dict[str, int]]
 
 
 async def set_node_schedulable(command: SetNodeSchedulable, unit: Unit) -> Node:
-    """Cordon (no new leases on the node's devices) or uncordon a node.
+    """Cordon (no new leases on the node's devices) or uncordon a node: only a ready or
+    cordoned one (a node in maintenance, draining, drained or offline keeps its state).
 
     Raises:
         Forbidden: the caller is not an admin.
         NodeNotFound: no such node.
+        NodeStateConflict: it is neither ready nor cordoned.
     """
     require_admin(unit.principal)
+    held = await unit.uow.nodes.get(command.node_id, lock=True)
+    if held is None or held.status is NodeStatus.REMOVED:
+        raise NodeNotFound()
+    if held.status not in (NodeStatus.READY, NodeStatus.CORDONED):
+        raise NodeStateConflict(f"a node {held.status.value} cannot be cordoned or uncordoned")
     status = NodeStatus.READY if command.schedulable else NodeStatus.CORDONED
     node = await unit.uow.nodes.set_status(command.node_id, status)
-    if node is None:
-        raise NodeNotFound()
+    assert node is not None
     kind = events.NodeUncordoned if command.schedulable else events.NodeCordoned
     unit.emit(kind(occurred_at=unit.now, node_id=node.id))
     if command.schedulable:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from placement.host_choice import Host, HostChoice, rank_hosts, why_none_fits
 from placement.problem import Strategy
-from scheduler.domain.errors import Forbidden, NoCapacity
+from scheduler.domain.errors import DeviceNotFound, Forbidden, NoCapacity
 from scheduler.domain.fleet import Device, NodeStatus
 from scheduler.domain.identity import Principal, Role
 from scheduler.domain.resources import Resources, Toleration
@@ -103,6 +103,21 @@ async def provision_devices(command: ProvisionDevices, unit: Unit) -> Provisione
             )
             devices += await create_devices(unit, add)
     return ProvisionedDevices(command.count, list(plan.values()), devices)
+
+
+async def spec_of_device(uow: UnitOfWork, principal: Principal, device_id: uuid.UUID) -> Resources:
+    """What a device of the fleet is made of: the spec for "where would one like it go".
+
+    Raises:
+        Forbidden: the caller is neither an admin nor a service.
+        DeviceNotFound: no such device.
+    """
+    _require_operator(principal)
+    async with uow:
+        found = await uow.devices.get_many([device_id])
+    if not found:
+        raise DeviceNotFound()
+    return found[0].spec.resources
 
 
 def _require_operator(principal: Principal) -> None:

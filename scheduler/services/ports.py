@@ -22,6 +22,7 @@ from scheduler.domain.rate_limits import RateLimit, RateVerdict
 from scheduler.domain.reservations import Reservation, ReservationStatus
 from scheduler.domain.resources import DeviceRequirements, Resources, Taint
 from scheduler.domain.strategies import Activation, StrategyDefinition
+from scheduler.domain.tasks import Task, TaskStatus
 from scheduler.domain.tenants import Tenant
 from scheduler.domain.usage_stats import FleetGauges, LeaseInterval, NodeTotals, UsageTotal
 from scheduler.services.commands import AllocationFilter, Page, PendingLease
@@ -516,6 +517,9 @@ class StatsRepository(Protocol):
     async def lease_intervals(
         self, since: datetime, now: datetime, node_id: uuid.UUID | None = None
     ) -> list[LeaseInterval]: ...
+    async def tasks(
+        self, scope: Scope, status: TaskStatus | None, offset: int, limit: int
+    ) -> tuple[list[Task], int]: ...
 
 
 class UnitOfWork(Protocol):

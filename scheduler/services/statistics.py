@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from scheduler.domain.errors import InvalidRequest, NodeNotFound
 from scheduler.domain.events import EventRecord
-from scheduler.domain.identity import Principal, require_admin
+from scheduler.domain.identity import Principal, require_admin, scope_of
+from scheduler.domain.tasks import Task, TaskStatus
 from scheduler.domain.usage_stats import (
     ClusterStats,
     FleetGauges,
@@ -152,3 +153,12 @@ async def recent_events(
     require_admin(principal)
     async with uow:
         return await uow.outbox.recent(limit)
+
+
+async def tasks(
+    uow: UnitOfWork, principal: Principal, status: TaskStatus | None, page: int, page_size: int
+) -> tuple[list[Task], int]:
+    """Page ``page`` (from 1) of the queue entries and leases the caller may see, newest
+    first, as the platform console's tasks, and how many there are."""
+    async with uow:
+        return await uow.stats.tasks(scope_of(principal), status, (page - 1) * page_size, page_size)

@@ -53,6 +53,8 @@ class NodeIn(Body):
     labels: Labels = LabelsField
     taints: list[TaintIn] = Field(default_factory=list, max_length=64)
     host: str | None = Field(default=None, max_length=253)
+    #: The port the host's agent listens on (the platform's console shows it).
+    port: int | None = Field(default=None, ge=1, le=65535)
 
     def to_command(self) -> RegisterNode:
         return RegisterNode(
@@ -62,6 +64,7 @@ class NodeIn(Body):
             dict(self.labels),
             tuple(Taint(t.key, t.value, t.effect) for t in self.taints),
             self.host,
+            self.port,
         )
 
 
@@ -89,6 +92,7 @@ class NodeOut(Out):
     labels: dict[str, str]
     taints: list[dict[str, str]]
     host: str
+    port: int | None = None
     createdAt: datetime
     lastHeartbeatAt: datetime | None
     devices: dict[str, int] = Field(default_factory=dict)
@@ -122,6 +126,7 @@ class NodeOut(Out):
             zone=zone_of(n.labels),
             labels=n.labels,
             host=n.host,
+            port=n.port,
             capacity=NodeCapacityOut(
                 cpuCores=r.cpu_cores,
                 memoryMB=r.memory_mb,

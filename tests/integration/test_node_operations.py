@@ -257,3 +257,25 @@ async def test_a_rescheduled_lease_goes_to_the_preferred_node_when_it_can(
         assert node == preferred
         grant = {**grant, "deviceId": device["id"]}
         await settle(services)
+
+
+async def test_cordoning_changes_only_a_ready_or_cordoned_node(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """An uncordon once made any node ready: one in maintenance, draining or removed too."""
+    admin = auth(admin_token)
+    pool = await new_pool(client, admin_token, devices=1)
+    node = f"/scheduler/nodes/{pool.node['id']}"
+    assert (await client.post(f"{node}/cordon", headers=admin)).json()["status"] == "cordoned"
+    assert (await client.post(f"{node}/uncordon", headers=admin)).json()["status"] == "ready"
+    maintenance = await client.post(f"{node}/maintenance", headers=admin, json={"enable": True})
+    assert maintenance.status_code == 200, maintenance.text
+
+    for action in ("uncordon", "cordon"):
+        r = await client.post(f"{node}/{action}", headers=admin)
+        assert r.status_code == 409 and r.json()["code"] == "node_state_conflict", r.text
+    assert (await client.get(node, headers=admin)).json()["status"] == "maintenance"
+
+    assert (await client.delete(node, headers=admin)).status_code == 200
+    r = await client.post(f"{node}/uncordon", headers=admin)
+    assert r.status_code == 404 and r.json()["code"] == "node_not_found", r.text
