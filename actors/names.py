@@ -8,6 +8,7 @@ import zlib
 NAMESPACE = "phonefleet"
 HOUSEKEEPER = "phonefleet-housekeeper"
 QUEUE = "phonefleet-queue"
+INBOX = "phonefleet-inbox"
 NODE_ACTOR_PREFIX = "phonefleet-node-"
 
 

@@ -46,6 +46,7 @@ from scheduler.services.ports import (
 )
 from scheduler.services.queue_dispatch import QueueDrainer
 from scheduler.services.tenancy import TokenAuthenticator
+from scheduler.services.user_standing import SuspendedUsers
 
 #: How long readiness waits for each backing service.
 READINESS_SECONDS = 1.5
@@ -73,6 +74,7 @@ class Services:
     changes: PgChangeFeed
     rate_limiter: RateLimiter
     clock: Callable[[], datetime]
+    suspended_users: SuspendedUsers
     available_total: FleetTotal = field(default_factory=FleetTotal)
     recent_candidates: RecentCandidates | None = None
     platform_events: RabbitEventPublisher | None = None
@@ -236,6 +238,7 @@ def build_services(
         changes=changes,
         rate_limiter=RedisRateLimiter(redis, f"phonefleet:rate:{settings.events_stream}"),
         clock=clock,
+        suspended_users=SuspendedUsers(uow, changes, settings.token_cache_seconds),
         recent_candidates=recent,
         platform_events=platform_events,
     )

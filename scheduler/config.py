@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     #: scheduler's routing keys (``scheduler.domain.platform_events``).
     rabbitmq_url: str | None = None
     rabbitmq_exchange: str = "cloudphone.events"
+    #: The inbox: where the platform's dead messages go, how often one is tried, and the
+    #: Redis stream it also reads (platforms without RabbitMQ).
+    rabbitmq_dead_letter_exchange: str = "cloudphone.dlx"
+    inbox_max_attempts: int = Field(default=5, ge=1, le=100)
+    inbox_stream: str = "phonefleet:inbox"
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).
     rate_limit_rps: float = Field(default=100.0, gt=0)

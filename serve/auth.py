@@ -9,7 +9,7 @@ The caller is a PhoneFleet token, a platform JWT (when configured), or — only 
 that carries ``PHONEFLEET_TRUSTED_PROXY_SECRET`` in ``x-phonefleet-proxy-secret`` — the user
 the platform's gateway names in ``x-user-id``/``x-user-tenant``/``x-user-roles`` (those
 headers are ignored on any other request). A platform caller's unknown tenant is 403
-``tenant_not_found``. Platform users' buckets are keyed on the user, never on the gateway's
+``tenant_not_found``; a user the platform suspended is 403 ``user_suspended``. Platform users' buckets are keyed on the user, never on the gateway's
 address.
 """
 
@@ -27,6 +27,7 @@ from scheduler.domain.errors import (
     RateLimited,
     TenantNotFound,
     Unauthenticated,
+    UserSuspended,
 )
 from scheduler.domain.identity import Credential
 from scheduler.domain.rate_limits import RateLimit, RateVerdict, address_bucket, buckets_of
@@ -104,7 +105,8 @@ class BearerAuthMiddleware:
         default = self._services.default_rate_limit
         try:
             credential = await self._caller(scope)
-        except TenantNotFound as error:
+            await self._services.suspended_users.check(credential.principal.user_id)
+        except (TenantNotFound, UserSuspended) as error:
             await problem(403, error.code, error.detail)(scope, receive, send)
             return
         except Unauthenticated as error:

@@ -294,6 +294,15 @@ class SqlAllocationRepository(SqlRepository):
         )
         return [allocation_from_row(r) for r in rows]
 
+    async def lock_active_of_user(self, user_id: str) -> list[Allocation]:
+        """The user's active leases in every tenant, oldest first, held."""
+        rows = await self._rows(
+            f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
+            " AND user_id = %(user)s ORDER BY allocated_at, id FOR UPDATE",
+            {"user": user_id},
+        )
+        return [allocation_from_row(r) for r in rows]
+
     async def movable(self, ends_after: datetime) -> list[Allocation]:
         """Active leases a rebalance may move: on an allocated device of a ready node, not
         marked for revocation, ending after ``ends_after``."""

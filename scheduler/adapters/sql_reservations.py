@@ -285,6 +285,15 @@ class SqlReservationRepository(SqlRepository):
         )
         return [reservation_from_row(r) for r in rows]
 
+    async def lock_pending_of_user(self, user_id: str) -> list[Reservation]:
+        """The user's bookings not started yet, in every tenant, held."""
+        rows = await self._rows(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE user_id = %(user)s"
+            " AND status = 'pending' ORDER BY start_time FOR UPDATE",
+            {"user": user_id},
+        )
+        return [reservation_from_row(r) for r in rows]
+
     async def lock_starting(self, now: datetime, limit: int, grace: timedelta) -> list[Reservation]:
         """Bookings whose start has come; one whose device is still being readied waits for
         it up to ``grace`` past its start (then it is placed elsewhere or fails)."""

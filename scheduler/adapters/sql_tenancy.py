@@ -225,6 +225,15 @@ class SqlTokenRepository(SqlRepository):
         )
         return [token_from_row(r) for r in rows]
 
+    async def revoke_user(self, user_id: str, now: datetime) -> int:
+        """Revoke every live API token of the user, in every tenant; how many."""
+        rows = await self._rows(
+            "UPDATE api_tokens SET revoked_at = %(now)s WHERE user_id = %(user)s"
+            " AND purpose = 'api' AND revoked_at IS NULL RETURNING id",
+            {"user": user_id, "now": now},
+        )
+        return len(rows)
+
     async def revoke(self, token_id: uuid.UUID, now: datetime) -> TokenInfo | None:
         """Revoke the token (once: a revoked one keeps its first revocation time)."""
         row = await self._row(

@@ -26,6 +26,7 @@ from scheduler.adapters.db_errors import translate_db_errors
 from scheduler.adapters.recent_candidates import RecentCandidates
 from scheduler.adapters.sql_base import Row
 from scheduler.adapters.sql_fleet import SqlDeviceRepository, SqlNodeRepository
+from scheduler.adapters.sql_inbox import SqlInboxRepository, SqlStandingRepository
 from scheduler.adapters.sql_job_records import SqlJobRepository
 from scheduler.adapters.sql_jobs import SqlJobLedger, SqlOutboxRepository, SqlSchedulerConfig
 from scheduler.adapters.sql_leases import SqlAllocationRepository, SqlUsageRepository
@@ -205,6 +206,8 @@ class SqlUnitOfWork:
         self.config = SqlSchedulerConfig(connection)
         self.stats = SqlStatsRepository(connection)
         self.strategies = SqlStrategyRepository(connection)
+        self.inbox = SqlInboxRepository(connection)
+        self.standing = SqlStandingRepository(connection)
         return self
 
     async def __aexit__(

@@ -106,12 +106,14 @@ def app_args(settings: Settings) -> dict[str, Any]:
 
 
 def ensure_housekeeper(settings: Settings) -> None:
-    """The housekeeper and the queue actor (both named, detached, get-if-exists)."""
+    """The housekeeper, the queue actor and the inbox (named, detached, get-if-exists)."""
     from actors.housekeeper import ensure_housekeeper
+    from actors.inbox_actor import ensure_inbox
     from actors.queue_actor import queue_actor_handle
 
     ensure_housekeeper(settings)
     queue_actor_handle(settings)
+    ensure_inbox(settings)
 
 
 def print_summary(

@@ -3,7 +3,7 @@
 ``phonefleet up`` starts, in order: an embedded PostgreSQL and Redis in the data folder (only
 when ``PHONEFLEET_DATABASE_URL`` / ``PHONEFLEET_REDIS_URL`` are unset), the migrations, the
 admin token, a local Ray head (or, with ``RAY_ADDRESS`` set, an existing cluster), the Serve
-app and the housekeeper. Every step is idempotent, so running ``up`` again repairs or
+app, the housekeeper and the inbox. Every step is idempotent, so running ``up`` again repairs or
 redeploys. What ``up`` started is recorded in ``<data_dir>/up.json``; ``down`` stops exactly
 that, by pid. ``status`` checks each component and exits non-zero if one is down.
 
@@ -119,9 +119,10 @@ def up(
             api_url = serve_app.deploy_app(address, ports, import_path, bring_up.app_args(settings))
             step.done(api_url)
 
-        with steps.step("Housekeeper") as step:
+        with steps.step("Housekeeper, queue and inbox") as step:
             bring_up.ensure_housekeeper(settings)
-            step.done("running")
+            sources = "RabbitMQ and Redis" if settings.rabbitmq_url else "Redis"
+            step.done(f"running (inbox reads {sources})")
 
         demo_token = None
         if demo:

@@ -259,6 +259,13 @@ class Forbidden(SchedulerError):
     code = "forbidden"
 
 
+class UserSuspended(Forbidden):
+    """The platform suspended or deleted this user: its requests are refused until the
+    platform activates it again."""
+
+    code = "user_suspended"
+
+
 class InvalidRequest(SchedulerError):
     """The request is well formed but not acceptable."""
 

@@ -360,6 +360,31 @@ class NodeRegistered(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserSuspended(DomainEvent):
+    """The platform suspended (``cause`` ``suspended``) or deleted a user: its leases ended,
+    its waits and bookings cancelled, its tokens revoked, its requests refused."""
+
+    TYPE = "user.suspended"
+    AGGREGATE = "user_id"
+    user_id: str
+    cause: str
+    reason: str
+    leases_ended: int
+    entries_cancelled: int
+    bookings_cancelled: int
+    tokens_revoked: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserReinstated(DomainEvent):
+    """The platform activated a suspended user again (its revoked tokens stay revoked)."""
+
+    TYPE = "user.reinstated"
+    AGGREGATE = "user_id"
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeCordoned(DomainEvent):
     TYPE = "node.cordoned"
     AGGREGATE = "node_id"

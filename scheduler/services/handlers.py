@@ -18,6 +18,7 @@ from scheduler.services import (
     extensions,
     fleet,
     host_placement,
+    inbox,
     node_operations,
     queue,
     rebalancing,
@@ -97,4 +98,5 @@ ROUTES: dict[type, Route[Any, Any]] = {
     strategy_catalogue.ActivateStrategy: Route(
         strategy_catalogue.activate_strategy, (StrategyDefinition,)
     ),
+    inbox.ApplyInbound: Route(inbox.apply_inbound, (inbox.InboundApplied,)),
 }

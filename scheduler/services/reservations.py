@@ -338,6 +338,17 @@ async def cancel_reservation(command: CancelReservation, unit: Unit) -> Reservat
     return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=command.reason)
 
 
+async def cancel_bookings_of_user(unit: Unit, user_id: str, reason: str) -> int:
+    """Cancel every booking of the user not started yet, in every tenant; how many."""
+    held = await unit.uow.reservations.lock_pending_of_user(user_id)
+    for booking in held:
+        await unit.uow.reservations.end(booking.id, ReservationStatus.CANCELLED, unit.now, reason)
+        unit.emit(
+            events.ReservationCancelled(occurred_at=unit.now, reason=reason, **_about(booking))
+        )
+    return len(held)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckIn:
     reservation_id: uuid.UUID

@@ -25,7 +25,9 @@ from serve.cloudphone.views import (
 )
 from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 
-router = APIRouter(prefix="/cloudphone/scheduler", tags=["platform console"])
+router = APIRouter(
+    prefix="/cloudphone/scheduler", tags=["platform console"], include_in_schema=False
+)
 
 
 @router.get("/resources/cluster-stats")

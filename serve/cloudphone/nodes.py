@@ -31,7 +31,9 @@ from serve.routes.nodes import node_out
 from serve.schemas import NodeOut
 from serve.schemas.node_operations import DrainIn, MaintenanceIn
 
-router = APIRouter(prefix="/cloudphone/scheduler", tags=["platform console"])
+router = APIRouter(
+    prefix="/cloudphone/scheduler", tags=["platform console"], include_in_schema=False
+)
 
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=1000)]

@@ -18,7 +18,9 @@ from serve.deps import IdempotencyKeyDep, PrincipalDep, ServicesDep
 from serve.routes import strategies as native
 from serve.schemas.strategies import StrategyDefinitionOut
 
-router = APIRouter(prefix="/cloudphone/scheduler/strategies", tags=["platform console"])
+router = APIRouter(
+    prefix="/cloudphone/scheduler/strategies", tags=["platform console"], include_in_schema=False
+)
 
 
 async def _handled(

@@ -109,6 +109,7 @@ def fleet_env(
         "PHONEFLEET_DATABASE_URL": database_url,
         "PHONEFLEET_REDIS_URL": str(settings.redis_url),
         "PHONEFLEET_EVENTS_STREAM": settings.events_stream,
+        "PHONEFLEET_INBOX_STREAM": f"{settings.events_stream}:inbox:{http_port}",
         "PHONEFLEET_ADMIN_TOKEN": admin_token,
         "PHONEFLEET_HTTP_PORT": str(http_port),
         "PHONEFLEET_DEVICE_RESET_SECONDS": "0.2",

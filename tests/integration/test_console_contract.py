@@ -262,3 +262,27 @@ async def test_a_console_command_retried_with_its_key_is_applied_once(
     first = await console.call("POST", "/scheduler/nodes", schema.Node, json=body, headers=key)
     again = await console.call("POST", "/scheduler/nodes", schema.Node, json=body, headers=key)
     assert again["id"] == first["id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/scheduler/nodes/not-a-uuid", None, 422),
+        ("GET", "/scheduler/nodes?page=0", None, 422),
+        ("GET", "/scheduler/tasks?pageSize=5000", None, 422),
+        ("GET", "/scheduler/tasks?status=lost", None, 422),
+        ("GET", "/scheduler/cluster/usage-trend?startDate=yesterday", None, 422),
+        ("GET", "/scheduler/cluster/usage-trend?startDate=2020-01-01T00:00:00Z", None, 422),
+        ("POST", "/scheduler/strategies", {"name": "x", "type": "fifo"}, 422),
+        ("POST", "/scheduler/strategies", {"name": "x", "type": "spread", "config": {"w": 1}}, 422),
+        ("POST", "/scheduler/schedule", {"cpuCores": 2}, 422),
+        ("POST", "/scheduler/schedule", {"deviceId": "00000000-0000-0000-0000-000000000001"}, 404),
+        ("POST", "/scheduler/nodes", [], 400),
+        ("POST", "/scheduler/reschedule/00000000-0000-0000-0000-000000000001", None, 404),
+        ("GET", "/scheduler/nowhere", None, 404),
+    ],
+)
+async def test_bad_input_is_a_clear_refusal_in_the_console_s_shape(
+    console: ConsoleClient, method: str, path: str, body: Any, status: int
+) -> None:
+    assert await console.refused(method, path, status, json=body)

@@ -1,0 +1,124 @@
+"""What the platform's messages mean to PhoneFleet (issue 12 §3): each routing key it consumes
+(both spellings where the platform has two), read into the action it asks for. A pure
+function of the key and the body; a body that cannot mean anything is a poison message
+(``InvalidRequest``), never retried into success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scheduler.domain.errors import InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendUser:
+    """End the user's leases, cancel its waits and bookings, revoke its tokens, refuse it."""
+
+    user_id: str
+    cause: str  # "suspended" | "deleted"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReinstateUser:
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTrouble:
+    """The platform says a device failed or went away (``failed``), or works again."""
+
+    device_id: uuid.UUID
+    failed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NothingToDo:
+    """A message understood that asks for nothing (a device status PhoneFleet ignores)."""
+
+    why: str
+
+
+InboundAction = SuspendUser | ReinstateUser | DeviceTrouble | NothingToDo
+
+#: Device statuses the platform's device service reports that take a device out of service,
+#: and those that bring it back.
+FAILED_STATUSES = frozenset({"error", "failed", "deleted", "stopped", "offline", "crashed"})
+WORKING_STATUSES = frozenset({"running", "online", "available", "idle"})
+
+USER_KEYS = ("user.deleted", "user.suspended", "user.activated")
+DEVICE_KEYS = ("device.failed", "device.deleted", "device.status_changed", "device.maintenance")
+#: Every routing key the inbox binds.
+ROUTING_KEYS = USER_KEYS + DEVICE_KEYS
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value) > 500 or "\x00" in value:
+        raise InvalidRequest(f"{name} must be a non-empty string of at most 500 characters")
+    return value
+
+
+def _device(body: Mapping[str, Any]) -> uuid.UUID:
+    try:
+        return uuid.UUID(_text(body, "deviceId"))
+    except ValueError:
+        raise InvalidRequest("deviceId must be a device id (a UUID)") from None
+
+
+def read_message(routing_key: str, body: Any) -> InboundAction:
+    """The action ``body`` (the message's JSON) under ``routing_key`` asks for.
+
+    Raises:
+        InvalidRequest: an unknown key, or a body without what the key needs.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("a message body is a JSON object")
+    if routing_key in ("user.deleted", "user.suspended"):
+        cause = routing_key.removeprefix("user.")
+        reason = _text(body, "reason", required=False) or f"user {cause} by the platform"
+        return SuspendUser(_text(body, "userId"), cause, reason)
+    if routing_key == "user.activated":
+        return ReinstateUser(_text(body, "userId"))
+    if routing_key in ("device.failed", "device.deleted"):
+        reason = _text(body, "reason", required=False) or routing_key.replace(".", " ")
+        return DeviceTrouble(_device(body), True, reason)
+    if routing_key == "device.maintenance":
+        kind = _text(body, "maintenanceType", required=False) or "maintenance"
+        return DeviceTrouble(_device(body), True, f"platform maintenance: {kind}")
+    if routing_key == "device.status_changed":
+        device, status = _device(body), _text(body, "newStatus").lower()
+        if status in FAILED_STATUSES:
+            return DeviceTrouble(device, True, f"platform status {status}")
+        if status in WORKING_STATUSES:
+            return DeviceTrouble(device, False, f"platform status {status}")
+        return NothingToDo(f"device status {status!r} changes nothing here")
+    raise InvalidRequest(f"the inbox does not handle {routing_key!r}")
+
+
+def message_id_of(given: str | None, routing_key: str, body: bytes) -> str:
+    """The message's own id, else a hash of its key and content (a redelivered message
+    without an id is still recognised)."""
+    if given:
+        return given[:200]
+    digest = hashlib.sha256(routing_key.encode() + b"\x00" + body).hexdigest()
+    return f"sha256:{digest}"
+
+
+def decode_body(body: bytes) -> Any:
+    """Raises:
+    InvalidRequest: the body is not JSON.
+    """
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("a message body is JSON") from None
