@@ -29,7 +29,7 @@ from scheduler.domain.platform_identity import admin_roles_of
 from scheduler.domain.queueing import QueueLimits, QueuePolicy
 from scheduler.domain.rate_limits import RateLimit
 from scheduler.domain.reservations import BookingRules
-from scheduler.services.command_path import CommandConfig, CommandPath
+from scheduler.services.command_path import CommandConfig, CommandPath, StandingRules
 from scheduler.services.fleet import FleetTotal
 from scheduler.services.handlers import ROUTES
 from scheduler.services.node_agent import InProcessDeviceLifecycle, NodeAgent
@@ -213,6 +213,11 @@ def build_services(
         reset=reset,
         default_host=settings.adb_host,
         solver=solve,
+        standing=StandingRules(
+            quota_grace=timedelta(seconds=settings.quota_grace_seconds),
+            overdue_grace=timedelta(seconds=settings.overdue_grace_seconds),
+            payment_failures=settings.payment_failures_before_suspension,
+        ),
     )
     commands = CommandPath(
         uow,

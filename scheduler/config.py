@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     rabbitmq_dead_letter_exchange: str = "cloudphone.dlx"
     inbox_max_attempts: int = Field(default=5, ge=1, le=100)
     inbox_stream: str = "phonefleet:inbox"
+    #: A device limit lowered by the platform ends the leases above it after this; overdue
+    #: billing (or ``payment_failures_before_suspension`` failed payments in a row) suspends
+    #: the user after ``overdue_grace_seconds`` unless a payment comes first.
+    quota_grace_seconds: float = Field(default=300.0, ge=0)
+    overdue_grace_seconds: float = Field(default=3600.0, ge=0)
+    payment_failures_before_suspension: int = Field(default=3, ge=1)
     #: Each token's token bucket (a tenant's ``rateLimit`` replaces it for its tokens; all
     #: tokens of a tenant together may go ten times faster).
     rate_limit_rps: float = Field(default=100.0, gt=0)

@@ -40,6 +40,7 @@ REFUSED = "PF001"
 REFUSALS: dict[str, type[errors.SchedulerError]] = {
     "taken": errors.ClaimContended,
     "quota": errors.QuotaExceeded,
+    "user_limit": errors.UserLimitReached,
 }
 
 

@@ -259,6 +259,12 @@ class Forbidden(SchedulerError):
     code = "forbidden"
 
 
+class UserLimitReached(QuotaExceeded):
+    """The user holds as many devices as the platform's quota for it allows."""
+
+    code = "user_device_limit"
+
+
 class UserSuspended(Forbidden):
     """The platform suspended or deleted this user: its requests are refused until the
     platform activates it again."""

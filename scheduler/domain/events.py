@@ -385,6 +385,52 @@ class UserReinstated(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserLimitSet(DomainEvent):
+    """The platform set the user's device limit: the notice that ``activeLeases`` above it
+    end at ``excessEndsAt`` (none when it holds no more), oldest first."""
+
+    TYPE = "user.limit_set"
+    AGGREGATE = "user_id"
+    user_id: str
+    max_devices: int
+    active_leases: int
+    excess_ends_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserLimitEnforced(DomainEvent):
+    """The grace ran out: the user's oldest leases above its limit ended."""
+
+    TYPE = "user.limit_enforced"
+    AGGREGATE = "user_id"
+    user_id: str
+    max_devices: int
+    leases_ended: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserSuspensionWarning(DomainEvent):
+    """The user is suspended at ``suspendAt`` unless a payment comes in first."""
+
+    TYPE = "user.suspension_warning"
+    AGGREGATE = "user_id"
+    user_id: str
+    reason: str
+    suspend_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserBillingSettled(DomainEvent):
+    """A payment came in: no suspension is due any more (``reinstated``: the user, suspended
+    for billing, is back)."""
+
+    TYPE = "user.billing_settled"
+    AGGREGATE = "user_id"
+    user_id: str
+    reinstated: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeCordoned(DomainEvent):
     TYPE = "node.cordoned"
     AGGREGATE = "node_id"

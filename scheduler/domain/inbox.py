@@ -21,7 +21,7 @@ class SuspendUser:
     """End the user's leases, cancel its waits and bookings, revoke its tokens, refuse it."""
 
     user_id: str
-    cause: str  # "suspended" | "deleted"
+    cause: str  # "suspended" | "deleted" | "billing"
     reason: str
 
 
@@ -40,13 +40,48 @@ class DeviceTrouble:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitUser:
+    """The user may hold at most ``max_devices`` devices; leases above it end after a grace,
+    oldest first."""
+
+    user_id: str
+    max_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class BillingTrouble:
+    """Overdue (``overdue``: a suspension is due after a grace) or a failed payment (counted;
+    a suspension is due once they reach a threshold)."""
+
+    user_id: str
+    overdue: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettled:
+    """A payment came in: no suspension is due, failures are forgotten, and a user
+    suspended for billing is reinstated."""
+
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class NothingToDo:
     """A message understood that asks for nothing (a device status PhoneFleet ignores)."""
 
     why: str
 
 
-InboundAction = SuspendUser | ReinstateUser | DeviceTrouble | NothingToDo
+InboundAction = (
+    SuspendUser
+    | ReinstateUser
+    | DeviceTrouble
+    | LimitUser
+    | BillingTrouble
+    | BillingSettled
+    | NothingToDo
+)
 
 #: Device statuses the platform's device service reports that take a device out of service,
 #: and those that bring it back.
@@ -55,8 +90,21 @@ WORKING_STATUSES = frozenset({"running", "online", "available", "idle"})
 
 USER_KEYS = ("user.deleted", "user.suspended", "user.activated")
 DEVICE_KEYS = ("device.failed", "device.deleted", "device.status_changed", "device.maintenance")
+#: Both spellings where the platform has two.
+QUOTA_KEYS = ("user.quota_updated", "quota.updated", "user.quota_exceeded", "quota.exceeded")
+BILLING_KEYS = (
+    "billing.overdue",
+    "billing.invoice_overdue",
+    "billing.payment_failed",
+    "billing.payment_success",
+    "billing.recharged",
+    "billing.balance_low",
+    "billing.low_balance",
+)
 #: Every routing key the inbox binds.
-ROUTING_KEYS = USER_KEYS + DEVICE_KEYS
+ROUTING_KEYS = USER_KEYS + DEVICE_KEYS + QUOTA_KEYS + BILLING_KEYS
+#: ``quotaType`` values of ``quota.exceeded`` that are about devices held at once.
+DEVICE_QUOTA_TYPES = frozenset({"devices", "device", "maxdevices", "max_devices", "concurrent"})
 
 
 def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -102,7 +150,48 @@ def read_message(routing_key: str, body: Any) -> InboundAction:
         if status in WORKING_STATUSES:
             return DeviceTrouble(device, False, f"platform status {status}")
         return NothingToDo(f"device status {status!r} changes nothing here")
+    if routing_key in QUOTA_KEYS:
+        return _quota(routing_key, body)
+    if routing_key in BILLING_KEYS:
+        return _billing(routing_key, body)
     raise InvalidRequest(f"the inbox does not handle {routing_key!r}")
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise InvalidRequest(f"{name} must be a whole number")
+    if not 0 <= value <= 1_000_000:
+        raise InvalidRequest(f"{name} must be between 0 and 1000000")
+    return int(value)
+
+
+def _quota(routing_key: str, body: Mapping[str, Any]) -> InboundAction:
+    user = _text(body, "userId")
+    if routing_key.endswith("updated"):
+        quota = body.get("newQuota")
+        if isinstance(quota, Mapping) and "maxDevices" in quota:
+            return LimitUser(user, _count(quota["maxDevices"], "newQuota.maxDevices"))
+        if "maxDevices" in body:
+            return LimitUser(user, _count(body["maxDevices"], "maxDevices"))
+        return NothingToDo("the new quota sets no device limit")
+    kind = str(body.get("quotaType", "devices")).lower()
+    if kind not in DEVICE_QUOTA_TYPES:
+        return NothingToDo(f"quota {kind!r} is not about devices")
+    return LimitUser(user, _count(body.get("limit"), "limit"))
+
+
+def _billing(routing_key: str, body: Mapping[str, Any]) -> InboundAction:
+    user = _text(body, "userId")
+    if routing_key in ("billing.overdue", "billing.invoice_overdue"):
+        days = body.get("overdueDays")
+        reason = f"billing overdue ({days} days)" if days is not None else "billing overdue"
+        return BillingTrouble(user, True, reason)
+    if routing_key == "billing.payment_failed":
+        why = _text(body, "reason", required=False) or "payment failed"
+        return BillingTrouble(user, False, f"payment failed: {why}")
+    if routing_key in ("billing.payment_success", "billing.recharged"):
+        return BillingSettled(user)
+    return NothingToDo("a low balance is the platform's notice to send")
 
 
 def message_id_of(given: str | None, routing_key: str, body: bytes) -> str:

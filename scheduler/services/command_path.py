@@ -120,6 +120,19 @@ class CommandConfig:
     reset: timedelta
     default_host: str
     solver: PlacementSolver | None = None
+    standing: StandingRules = field(default_factory=lambda: StandingRules())
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRules:
+    """How the platform's quota and billing messages are applied."""
+
+    #: A lowered device limit ends the leases above it after this.
+    quota_grace: timedelta = timedelta(minutes=5)
+    #: Overdue billing (or enough failed payments) suspends the user after this.
+    overdue_grace: timedelta = timedelta(hours=1)
+    #: Failed payments in a row that make a suspension due.
+    payment_failures: int = 3
 
 
 @dataclass

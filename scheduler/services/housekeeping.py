@@ -1,4 +1,5 @@
-"""Periodic jobs: lease expiry at the due second, the outbox relay and ledger pruning.
+"""Periodic jobs: lease expiry at the due second, the outbox relay, ledger pruning, and the
+platform's suspensions and device limits once their grace ran out.
 
 Each job run claims its tick in the job ledger inside the same transaction as its work, so
 two live housekeepers never run one tick twice; the work itself is also guarded by row
@@ -38,6 +39,7 @@ from scheduler.services.reservations import (
     send_reminders,
     start_due_reservation,
 )
+from scheduler.services.user_standing import enforce_standing
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ WARN_JOB = "warn-expiring-leases"
 BOOKINGS_JOB = "run-reservations"
 NODE_HEALTH_JOB = "check-node-heartbeats"
 NO_SHOW_JOB = "end-no-shows"
+STANDING_JOB = "enforce-user-standing"
 PRUNE_EVERY_SECONDS = 60.0
 #: A relay's claim on a batch it never marked relayed (it died) is taken over after this.
 RELAY_TAKEOVER = timedelta(seconds=30)
@@ -115,6 +118,24 @@ async def run_expiry(
         return len(await end_due_allocations(unit))
 
     return await run_unit(uow_factory, expire, now=now, lifecycle=lifecycle, queue=queue)
+
+
+async def run_user_standing(
+    uow_factory: UnitOfWorkFactory,
+    lifecycle: DeviceLifecycle,
+    queue: QueueDispatcher,
+    *,
+    now: datetime,
+    owner: str,
+) -> int:
+    """Suspensions and device limits whose grace ran out, under this second's ledger tick."""
+
+    async def enforce(unit: Unit) -> int:
+        if not await _claimed(unit, STANDING_JOB, 1.0, owner):
+            return 0
+        return await enforce_standing(unit)
+
+    return await run_unit(uow_factory, enforce, now=now, lifecycle=lifecycle, queue=queue)
 
 
 async def run_node_health(
@@ -376,6 +397,12 @@ class Housekeeper:
         except Exception:
             self._jobs_left = False
             logger.exception("rebalance jobs failed")
+        try:
+            await run_user_standing(
+                self._uow_factory, self._lifecycle, self._queue, now=now, owner=self._owner
+            )
+        except Exception:
+            logger.exception("user standing enforcement failed")
         try:
             self.no_show_total += await run_no_shows(
                 self._uow_factory, self._lifecycle, self._queue, now=now, owner=self._owner

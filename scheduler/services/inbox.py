@@ -18,8 +18,11 @@ from typing import Any
 from scheduler.domain.errors import SchedulerError
 from scheduler.domain.identity import SYSTEM
 from scheduler.domain.inbox import (
+    BillingSettled,
+    BillingTrouble,
     DeviceTrouble,
     InboundAction,
+    LimitUser,
     NothingToDo,
     ReinstateUser,
     SuspendUser,
@@ -29,7 +32,13 @@ from scheduler.domain.inbox import (
 from scheduler.services.command_path import TRANSIENT, CommandPath, Unit
 from scheduler.services.device_health import fail_device, recover_device
 from scheduler.services.ports import UnitOfWorkFactory
-from scheduler.services.user_standing import reinstate_user, suspend_user
+from scheduler.services.user_standing import (
+    billing_settled,
+    billing_trouble,
+    limit_user,
+    reinstate_user,
+    suspend_user,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +81,12 @@ async def _act(action: InboundAction, unit: Unit) -> str:
         return await suspend_user(unit, action)
     if isinstance(action, ReinstateUser):
         return await reinstate_user(unit, action)
+    if isinstance(action, LimitUser):
+        return await limit_user(unit, action)
+    if isinstance(action, BillingTrouble):
+        return await billing_trouble(unit, action)
+    if isinstance(action, BillingSettled):
+        return await billing_settled(unit, action)
     if isinstance(action, DeviceTrouble):
         device = await unit.uow.devices.get(action.device_id)
         if device is None:

@@ -1,7 +1,9 @@
 """Platform users in good standing or not (issue 12 §3): a user the platform suspends or
 deletes loses its leases (ended with usage records), its waits and bookings (cancelled) and
 its PhoneFleet tokens (revoked), and its requests are refused (403 ``user_suspended``) until
-the platform activates it again."""
+the platform activates it again. A device limit the platform sets is enforced by the database
+on every grant, and the leases above a lowered one end after a grace; overdue billing (or
+enough failed payments) suspends the user after a grace unless a payment comes first."""
 
 from __future__ import annotations
 
@@ -11,27 +13,44 @@ from collections.abc import Callable
 from scheduler.domain import events
 from scheduler.domain.allocations import AllocationStatus
 from scheduler.domain.errors import UserSuspended
-from scheduler.domain.inbox import ReinstateUser, SuspendUser
+from scheduler.domain.inbox import (
+    BillingSettled,
+    BillingTrouble,
+    LimitUser,
+    ReinstateUser,
+    SuspendUser,
+)
 from scheduler.services.command_path import Unit
 from scheduler.services.leases import end_lease
 from scheduler.services.ports import USER_STANDING, ChangeFeed, UnitOfWorkFactory
 from scheduler.services.queue import cancel_entries_of_user
 from scheduler.services.reservations import cancel_bookings_of_user
 
+#: Why a suspended user's leases ended, by the suspension's cause.
+END_REASONS = {
+    "suspended": "user_suspended",
+    "deleted": "user_deleted",
+    "billing": "billing_overdue",
+}
+#: How many due suspensions and limits one housekeeper tick applies.
+STANDING_BATCH = 100
+
 
 async def suspend_user(unit: Unit, action: SuspendUser) -> str:
-    """Inside the unit: record the suspension, then cancel and end everything the user holds;
-    what was done, in words. Its waits go first: a drain granting one holds the entry, then
+    """Inside the unit: record the suspension, then cancel and end everything the user holds
+    (and revoke its tokens, unless it is suspended for billing); what was done, in words. Its waits go first: a drain granting one holds the entry, then
     the tenant's row, which ending a lease takes (the other order deadlocks)."""
     uow, now = unit.uow, unit.now
     await uow.standing.suspend(action.user_id, action.cause, action.reason, now)
-    end_reason = f"user_{action.cause}"
+    end_reason = END_REASONS[action.cause]
     entries = await cancel_entries_of_user(unit, action.user_id, end_reason)
     bookings = await cancel_bookings_of_user(unit, action.user_id, end_reason)
     leases = await uow.allocations.lock_active_of_user(action.user_id)
     for lease in leases:
         await end_lease(unit, lease, AllocationStatus.REVOKED, end_reason)
-    tokens = await uow.tokens.revoke_user(action.user_id, now)
+    # A billing suspension is lifted by a payment: the user's tokens work again then.
+    billing = action.cause == "billing"
+    tokens = 0 if billing else await uow.tokens.revoke_user(action.user_id, now)
     unit.emit(
         events.UserSuspended(
             occurred_at=now,
@@ -55,6 +74,86 @@ async def reinstate_user(unit: Unit, action: ReinstateUser) -> str:
         return f"user {action.user_id} was not suspended"
     unit.emit(events.UserReinstated(occurred_at=unit.now, user_id=action.user_id))
     return f"user {action.user_id} reinstated"
+
+
+async def limit_user(unit: Unit, action: LimitUser) -> str:
+    """Set the user's device limit; the leases above it end after the grace (noticed now)."""
+    uow, now = unit.uow, unit.now
+    held = await uow.standing.active_leases(action.user_id)
+    ends_at = now + unit.config.standing.quota_grace if held > action.max_devices else None
+    await uow.standing.set_limit(action.user_id, action.max_devices, now, ends_at)
+    unit.emit(
+        events.UserLimitSet(
+            occurred_at=now,
+            user_id=action.user_id,
+            max_devices=action.max_devices,
+            active_leases=held,
+            excess_ends_at=ends_at,
+        )
+    )
+    excess = f"; {held - action.max_devices} end at {ends_at.isoformat()}" if ends_at else ""
+    return f"user {action.user_id} limited to {action.max_devices} devices{excess}"
+
+
+async def billing_trouble(unit: Unit, action: BillingTrouble) -> str:
+    """Overdue: a suspension is due after the grace. A failed payment is counted, and makes
+    one due once they reach the threshold. The user is warned of it."""
+    uow, now, rules = unit.uow, unit.now, unit.config.standing
+    if not action.overdue:
+        failures = await uow.standing.payment_failed(action.user_id, now)
+        if failures < rules.payment_failures:
+            return f"user {action.user_id}: {failures} failed payments"
+    due = await uow.standing.suspension_due(
+        action.user_id, action.reason, now + rules.overdue_grace, now
+    )
+    unit.emit(
+        events.UserSuspensionWarning(
+            occurred_at=now, user_id=action.user_id, reason=action.reason, suspend_at=due
+        )
+    )
+    return f"user {action.user_id} to be suspended at {due.isoformat()}: {action.reason}"
+
+
+async def billing_settled(unit: Unit, action: BillingSettled) -> str:
+    """No suspension is due any more; a user suspended for billing is reinstated."""
+    uow = unit.uow
+    lifted = await uow.standing.settle(action.user_id, unit.now)
+    reinstated = await uow.standing.suspension_cause(action.user_id) == "billing"
+    if reinstated:
+        await reinstate_user(unit, ReinstateUser(action.user_id))
+    if lifted or reinstated:
+        unit.emit(
+            events.UserBillingSettled(
+                occurred_at=unit.now, user_id=action.user_id, reinstated=reinstated
+            )
+        )
+    return f"user {action.user_id} settled" + (" and reinstated" if reinstated else "")
+
+
+async def enforce_standing(unit: Unit) -> int:
+    """The housekeeper's job: suspensions whose grace ran out are applied, and the leases
+    above a lowered limit end, oldest first. How many users it acted on."""
+    uow = unit.uow
+    due = await uow.standing.lock_due_suspensions(unit.now, STANDING_BATCH)
+    for user_id, reason in due:
+        await suspend_user(unit, SuspendUser(user_id, "billing", reason))
+        await uow.standing.suspension_applied(user_id)
+    limits = await uow.standing.lock_due_limits(unit.now, STANDING_BATCH)
+    for user_id, max_devices in limits:
+        leases = await uow.allocations.lock_active_of_user(user_id)
+        excess = leases[: max(0, len(leases) - max_devices)]
+        for lease in excess:
+            await end_lease(unit, lease, AllocationStatus.REVOKED, "user_limit")
+        await uow.standing.limit_enforced(user_id)
+        unit.emit(
+            events.UserLimitEnforced(
+                occurred_at=unit.now,
+                user_id=user_id,
+                max_devices=max_devices,
+                leases_ended=len(excess),
+            )
+        )
+    return len(due) + len(limits)
 
 
 class SuspendedUsers:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from scheduler.bootstrap import Services
+from scheduler.services.housekeeping import run_user_standing
 from scheduler.services.inbox import Inbox, Received, Verdict
 from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, unique
 
@@ -217,3 +218,152 @@ async def test_a_device_the_platform_reports_failed_leaves_service_and_its_lease
         f"/scheduler/allocations/{grant.json()['allocationId']}", headers=auth(token)
     )
     assert lease.json()["deviceId"] != device and lease.json()["status"] == "active"
+
+
+async def _standing_due(services: Services, seconds: float) -> int:
+    """The housekeeper's standing job, run ``seconds`` from now."""
+    return await run_user_standing(
+        services.uow,
+        services.lifecycle,
+        services.queue,
+        now=services.clock() + timedelta(seconds=seconds),
+        owner=unique("hk"),
+    )
+
+
+async def test_a_lowered_device_limit_refuses_new_leases_and_ends_the_oldest_after_the_grace(
+    inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    user = unique("platform-user")
+    pool = await new_pool(client, admin_token, devices=4)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], user)
+    leases = []
+    for _ in range(3):
+        r = await client.post(
+            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+        )
+        leases.append(r.json()["allocationId"])
+
+    noticed = await delivered(
+        inbox,
+        unique("q"),
+        "rabbitmq",
+        "quota.updated",
+        message(userId=user, newQuota={"maxDevices": 1}),
+    )
+    refused = await client.post(
+        "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+    )
+    early = await _standing_due(services, 1)
+    await _standing_due(services, services.config.standing.quota_grace.total_seconds() + 1)
+
+    assert noticed.verdict is Verdict.DONE and "2 end at" in noticed.detail, noticed
+    assert refused.status_code == 403 and refused.json()["code"] == "user_device_limit"
+    assert early == 0
+    rows = await run_sql(
+        services,
+        "SELECT a.id::text AS id, a.status, a.end_reason, (SELECT count(*) FROM usage_records u"
+        " WHERE u.allocation_id = a.id) AS records FROM allocations a WHERE a.id = ANY(%(ids)s)"
+        " ORDER BY a.allocated_at",
+        {"ids": [uuid.UUID(i) for i in leases]},
+    )
+    assert [(r["status"], r["end_reason"], r["records"]) for r in rows] == [
+        ("revoked", "user_limit", 1),
+        ("revoked", "user_limit", 1),
+        ("active", None, 0),
+    ]
+    notice = await run_sql(
+        services,
+        "SELECT payload FROM outbox_events WHERE type = 'user.limit_set' AND aggregate_id = %(u)s",
+        {"u": user},
+    )
+    assert notice[0]["payload"]["activeLeases"] == 3 and notice[0]["payload"]["excessEndsAt"]
+
+
+async def test_a_user_s_limit_holds_against_concurrent_grants(
+    inbox: Inbox, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    user = unique("platform-user")
+    pool = await new_pool(client, admin_token, devices=6)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], user)
+    await delivered(
+        inbox,
+        unique("q"),
+        "redis",
+        "user.quota_exceeded",
+        message(userId=user, quotaType="devices", current=0, limit=2),
+    )
+
+    answers = await asyncio.gather(
+        *(
+            client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+            for _ in range(6)
+        )
+    )
+
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 201, 403, 403, 403, 403], [r.text for r in answers]
+
+
+async def test_overdue_billing_suspends_after_the_grace_and_a_payment_reinstates(
+    inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    late, careful = unique("late-payer"), unique("careful-payer")
+    late_leases = await _lessee(client, admin_token, late)
+    for _ in range(3):
+        await delivered(
+            inbox,
+            unique("b"),
+            "rabbitmq",
+            "billing.payment_failed",
+            message(userId=careful, amount=10, reason="card declined"),
+        )
+    await delivered(inbox, unique("b"), "rabbitmq", "billing.recharged", message(userId=careful))
+    warned = await delivered(
+        inbox,
+        unique("b"),
+        "rabbitmq",
+        "billing.invoice_overdue",
+        message(userId=late, overdueAmount=12.5, overdueDays=9),
+    )
+    assert warned.verdict is Verdict.DONE and "to be suspended at" in warned.detail
+
+    grace = services.config.standing.overdue_grace.total_seconds()
+    assert await _standing_due(services, grace / 2) == 0
+    assert await _standing_due(services, grace + 1) == 1  # the late payer only
+
+    suspended = await run_sql(
+        services,
+        "SELECT user_id, cause FROM user_suspensions WHERE user_id = ANY(%(u)s)",
+        {"u": [late, careful]},
+    )
+    assert [(r["user_id"], r["cause"]) for r in suspended] == [(late, "billing")]
+    assert await _ended(services, late_leases) == [("revoked", "billing_overdue")]
+
+    paid = await delivered(
+        inbox, unique("b"), "redis", "billing.payment_success", message(userId=late)
+    )
+    assert paid.detail.endswith("settled and reinstated"), paid
+    assert not await run_sql(
+        services, "SELECT 1 FROM user_suspensions WHERE user_id = %(u)s", {"u": late}
+    )
+
+
+async def _lessee(client: httpx.AsyncClient, admin: str, user: str) -> list[str]:
+    pool = await new_pool(client, admin, devices=1)
+    tenant = await new_tenant(client, admin)
+    token = await new_token(client, admin, tenant["id"], user)
+    r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
+    assert r.status_code == 201, r.text
+    return [r.json()["allocationId"]]
+
+
+async def _ended(services: Services, lease_ids: list[str]) -> list[tuple[str, str]]:
+    rows = await run_sql(
+        services,
+        "SELECT status, end_reason FROM allocations WHERE id = ANY(%(ids)s)",
+        {"ids": [uuid.UUID(i) for i in lease_ids]},
+    )
+    return [(r["status"], r["end_reason"]) for r in rows]

@@ -212,3 +212,66 @@ async def test_the_redis_stream_inbox_applies_once_retries_and_dead_letters(
         assert dead[1]["id"] == "poison-1" and "JSON" in dead[1]["reason"]
     finally:
         await redis.delete(stream, f"{stream}:dead")
+
+
+async def test_every_key_the_inbox_binds_arrives_over_rabbitmq_and_is_applied(
+    broker: Any, inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    """One message per routing key (both spellings), each applied within 5 s."""
+    channel, exchange, dlx = broker
+    queue = unique("test.inbox")
+    consumer = _consumer(inbox.receive, exchange, dlx, queue)
+    task = asyncio.create_task(consumer.run())
+    pool = await new_pool(client, admin_token, devices=1)
+    device = pool.devices[0]["id"]
+    user = unique("platform-user")
+    bodies = {
+        "user.deleted": {"userId": user},
+        "user.suspended": {"userId": user, "reason": "r"},
+        "user.activated": {"userId": user},
+        "device.failed": {"deviceId": device, "reason": "adb lost"},
+        "device.deleted": {"deviceId": device},
+        "device.status_changed": {"deviceId": device, "oldStatus": "error", "newStatus": "running"},
+        "device.maintenance": {"deviceId": device, "maintenanceType": "firmware"},
+        "user.quota_updated": {"userId": user, "newQuota": {"maxDevices": 3}},
+        "quota.updated": {"userId": user, "newQuota": {"maxDevices": 4}},
+        "user.quota_exceeded": {"userId": user, "quotaType": "devices", "limit": 4},
+        "quota.exceeded": {"userId": user, "quotaType": "devices", "limit": 5},
+        "billing.overdue": {"userId": user, "overdueDays": 3},
+        "billing.invoice_overdue": {"userId": user},
+        "billing.payment_failed": {"userId": user, "reason": "declined"},
+        "billing.payment_success": {"userId": user},
+        "billing.recharged": {"userId": user},
+        "billing.balance_low": {"userId": user},
+        "billing.low_balance": {"userId": user},
+    }
+    from scheduler.domain.inbox import ROUTING_KEYS
+
+    assert set(bodies) == set(ROUTING_KEYS)
+    ids = {key: unique("every") for key in bodies}
+    try:
+        await asyncio.wait_for(consumer.ready.wait(), 5)
+        for key, body in bodies.items():
+            await _publish(channel, exchange, key, body, ids[key])
+
+        async def all_applied() -> bool:
+            rows = await run_sql(
+                services,
+                "SELECT count(*) AS n FROM inbox_messages WHERE message_id = ANY(%(ids)s)"
+                " AND applied_at IS NOT NULL",
+                {"ids": list(ids.values())},
+            )
+            return bool(rows[0]["n"] == len(ids))
+
+        await _within(5, all_applied)
+        limit = await run_sql(
+            services, "SELECT max_devices FROM user_limits WHERE user_id = %(u)s", {"u": user}
+        )
+        assert limit[0]["max_devices"] == 5
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(queue)
+            await channel.queue_delete(f"{queue}.dead")

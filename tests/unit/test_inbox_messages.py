@@ -9,7 +9,10 @@ import pytest
 from scheduler.domain.errors import InvalidRequest
 from scheduler.domain.inbox import (
     ROUTING_KEYS,
+    BillingSettled,
+    BillingTrouble,
     DeviceTrouble,
+    LimitUser,
     NothingToDo,
     ReinstateUser,
     SuspendUser,
@@ -64,6 +67,50 @@ DEVICE = uuid.uuid4()
             {"deviceId": str(DEVICE), "newStatus": "creating"},
             NothingToDo("device status 'creating' changes nothing here"),
         ),
+        ("user.quota_updated", {"userId": "u1", "newQuota": {"maxDevices": 2}}, LimitUser("u1", 2)),
+        ("quota.updated", {"userId": "u1", "maxDevices": 0}, LimitUser("u1", 0)),
+        (
+            "quota.updated",
+            {"userId": "u1", "newQuota": {"storageGB": 9}},
+            NothingToDo("the new quota sets no device limit"),
+        ),
+        (
+            "quota.exceeded",
+            {"userId": "u1", "quotaType": "devices", "current": 5, "limit": 3},
+            LimitUser("u1", 3),
+        ),
+        (
+            "user.quota_exceeded",
+            {"userId": "u1", "quotaType": "storage", "limit": 3},
+            NothingToDo("quota 'storage' is not about devices"),
+        ),
+        (
+            "billing.overdue",
+            {"userId": "u1", "overdueDays": 9},
+            BillingTrouble("u1", True, "billing overdue (9 days)"),
+        ),
+        (
+            "billing.invoice_overdue",
+            {"userId": "u1"},
+            BillingTrouble("u1", True, "billing overdue"),
+        ),
+        (
+            "billing.payment_failed",
+            {"userId": "u1", "reason": "declined"},
+            BillingTrouble("u1", False, "payment failed: declined"),
+        ),
+        ("billing.payment_success", {"userId": "u1"}, BillingSettled("u1")),
+        ("billing.recharged", {"userId": "u1"}, BillingSettled("u1")),
+        (
+            "billing.low_balance",
+            {"userId": "u1"},
+            NothingToDo("a low balance is the platform's notice to send"),
+        ),
+        (
+            "billing.balance_low",
+            {"userId": "u1"},
+            NothingToDo("a low balance is the platform's notice to send"),
+        ),
     ],
 )
 def test_each_key_reads_into_its_action(key: str, body: dict[str, str], action: object) -> None:
@@ -82,6 +129,10 @@ def test_each_key_reads_into_its_action(key: str, body: dict[str, str], action: 
         ("device.status_changed", {"deviceId": str(DEVICE)}),
         ("user.suspended", {"userId": "a\x00b"}),
         ("billing.mystery", {"userId": "u1"}),
+        ("quota.updated", {"userId": "u1", "newQuota": {"maxDevices": -1}}),
+        ("quota.updated", {"userId": "u1", "newQuota": {"maxDevices": 1.5}}),
+        ("quota.exceeded", {"userId": "u1", "quotaType": "devices"}),
+        ("billing.overdue", {}),
     ],
 )
 def test_a_body_that_means_nothing_is_poison(key: str, body: object) -> None:
