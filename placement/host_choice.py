@@ -32,7 +32,8 @@ RESOURCES = ("cpu", "memory", "storage")
 class Host:
     node_id: uuid.UUID
     name: str
-    capacity: tuple[float, float, float]  # cpu cores, memory MB, storage MB
+    #: cpu cores, memory MB, storage MB its devices may ask for together (overcommit in)
+    capacity: tuple[float, float, float]
     used: tuple[float, float, float]  # its devices' specs, summed
     max_devices: int
     devices: int

@@ -83,7 +83,10 @@ def node_from_row(row: Row) -> Node:
         id=row["id"],
         name=row["name"],
         capacity=NodeCapacity(
-            Resources(row["cpu_cores"], row["memory_mb"], row["storage_mb"]), row["max_devices"]
+            Resources(row["cpu_cores"], row["memory_mb"], row["storage_mb"]),
+            row["max_devices"],
+            row.get("cpu_allocation_rate", 1.0),
+            row.get("memory_allocation_rate", 1.0),
         ),
         labels=row["labels"],
         taints=tuple(Taint(**t) for t in row["taints"]),
@@ -104,9 +107,9 @@ class SqlNodeRepository(SqlRepository):
         resources = node.capacity.resources
         await self._send(
             "INSERT INTO nodes (id, name, cpu_cores, memory_mb, storage_mb, max_devices, labels,"
-            " taints, status, host, port, created_at) VALUES (%(id)s, %(name)s, %(cpu)s, %(mem)s,"
-            " %(sto)s, %(max_devices)s, %(labels)s, %(taints)s, %(status)s, %(host)s, %(port)s,"
-            " %(at)s)",
+            " taints, status, host, port, created_at, cpu_allocation_rate, memory_allocation_rate)"
+            " VALUES (%(id)s, %(name)s, %(cpu)s, %(mem)s, %(sto)s, %(max_devices)s, %(labels)s,"
+            " %(taints)s, %(status)s, %(host)s, %(port)s, %(at)s, %(cpu_rate)s, %(mem_rate)s)",
             {
                 "id": node.id,
                 "name": node.name,
@@ -122,6 +125,8 @@ class SqlNodeRepository(SqlRepository):
                 "host": node.host,
                 "port": node.port,
                 "at": node.created_at,
+                "cpu_rate": node.capacity.cpu_allocation_rate,
+                "mem_rate": node.capacity.memory_allocation_rate,
             },
         )
 
@@ -147,7 +152,8 @@ class SqlNodeRepository(SqlRepository):
         await self._send(
             "UPDATE nodes SET name = %(name)s, labels = %(labels)s, taints = %(taints)s,"
             " cpu_cores = %(cpu)s, memory_mb = %(mem)s, storage_mb = %(sto)s,"
-            " max_devices = %(max_devices)s WHERE id = %(id)s",
+            " max_devices = %(max_devices)s, cpu_allocation_rate = %(cpu_rate)s,"
+            " memory_allocation_rate = %(mem_rate)s WHERE id = %(id)s",
             {
                 "id": node.id,
                 "name": node.name,
@@ -159,6 +165,8 @@ class SqlNodeRepository(SqlRepository):
                 "mem": resources.memory_mb,
                 "sto": resources.storage_mb,
                 "max_devices": node.capacity.max_devices,
+                "cpu_rate": node.capacity.cpu_allocation_rate,
+                "mem_rate": node.capacity.memory_allocation_rate,
             },
         )
 

@@ -41,6 +41,20 @@ ADB_BASE_PORT = 20000
 class NodeCapacity:
     resources: Resources
     max_devices: int
+    #: Overcommit, as Anbox Cloud has it: the devices on the node may together ask for this
+    #: many times its cores and its memory (storage is never overcommitted).
+    cpu_allocation_rate: float = 1.0
+    memory_allocation_rate: float = 1.0
+
+    @property
+    def allocatable(self) -> Resources:
+        """What the node's devices may ask for together."""
+        r = self.resources
+        return Resources(
+            r.cpu_cores * self.cpu_allocation_rate,
+            int(r.memory_mb * self.memory_allocation_rate),
+            r.storage_mb,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +121,8 @@ def check_node_room(
     total = used + Resources(
         adding.cpu_cores * count, adding.memory_mb * count, adding.storage_mb * count
     )
-    if not total.fits_within(capacity.resources):
+    if not total.fits_within(capacity.allocatable):
         raise NodeCapacityExceeded(
-            f"node capacity {capacity.resources} cannot hold {count} more devices of {adding}"
+            f"node capacity {capacity.allocatable} (overcommit included) cannot hold {count}"
+            f" more devices of {adding}"
         )

@@ -116,6 +116,8 @@ class RegisterNode:
     taints: tuple[Taint, ...] = ()
     host: str | None = None
     port: int | None = None
+    cpu_allocation_rate: float = 1.0
+    memory_allocation_rate: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,8 @@ class AddDevices:
     resources: Resources
     android_version: str
     labels: dict[str, str] = field(default_factory=dict)
+    #: Planned while the node was ready (provisioning): refused if it no longer is.
+    only_if_ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,12 @@ async def register_node(command: RegisterNode, unit: Unit) -> Node:
     node = Node(
         id=uuid.uuid4(),
         name=command.name,
-        capacity=NodeCapacity(command.resources, command.max_devices),
+        capacity=NodeCapacity(
+            command.resources,
+            command.max_devices,
+            command.cpu_allocation_rate,
+            command.memory_allocation_rate,
+        ),
         labels=dict(command.labels),
         taints=command.taints,
         status=NodeStatus.READY,
@@ -126,11 +131,18 @@ async def create_devices(unit: Unit, command: AddDevices) -> list[Device]:
     Raises:
         NodeNotFound: no such node.
         NodeCapacityExceeded: the node cannot hold them.
+        NodeStateConflict: ``only_if_ready`` and the node stopped taking devices meanwhile
+            (a drain, maintenance or cordon committed after the plan read it).
     """
     uow = unit.uow
     node = await uow.nodes.get(command.node_id, lock=True)
     if node is None:
         raise NodeNotFound()
+    if command.only_if_ready and node.status is not NodeStatus.READY:
+        raise NodeStateConflict(
+            f"host {node.name} became {node.status.value} while the provisioning was planned;"
+            " plan again"
+        )
     used, count = await uow.nodes.device_usage(node.id)
     check_node_room(node.capacity, used, count, command.resources, command.count)
     first_port = await uow.devices.next_adb_port(node.host)

@@ -66,6 +66,8 @@ async def provision_devices(command: ProvisionDevices, unit: Unit) -> Provisione
         InvalidRequest: no such strategy type.
         NoCapacity: fewer than ``count`` fit and ``atomic`` (or none fits).
         NodeCapacityExceeded: a concurrent creation took a planned host's room.
+        NodeStateConflict: a planned host stopped taking devices (drain, maintenance, cordon)
+            before its row was locked.
     """
     _require_operator(unit.principal)
     hosts, strategy = await _hosts(unit.uow, command.tolerations, command.strategy)
@@ -97,9 +99,14 @@ async def provision_devices(command: ProvisionDevices, unit: Unit) -> Provisione
         raise NoCapacity(f"{placed} of {command.count} devices fit: {why}")
     devices: list[Device] = []
     if not command.dry_run:
-        for planned in plan.values():
+        # Hosts locked in one order (by id): concurrent provisionings do not deadlock.
+        for planned in sorted(plan.values(), key=lambda p: p.node_id):
             add = AddDevices(
-                planned.node_id, planned.count, command.resources, command.android_version
+                planned.node_id,
+                planned.count,
+                command.resources,
+                command.android_version,
+                only_if_ready=True,
             )
             devices += await create_devices(unit, add)
     return ProvisionedDevices(command.count, list(plan.values()), devices)
@@ -144,7 +151,7 @@ async def _hosts(
             Host(
                 node.id,
                 node.name,
-                _vector(node.capacity.resources),
+                _vector(node.capacity.allocatable),
                 _vector(used),
                 node.capacity.max_devices,
                 devices,

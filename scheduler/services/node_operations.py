@@ -62,6 +62,8 @@ class UpdateNode:
     taints: tuple[Taint, ...] | None = None
     resources: Resources | None = None
     max_devices: int | None = None
+    cpu_allocation_rate: float | None = None
+    memory_allocation_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +187,21 @@ async def update_node(command: UpdateNode, unit: Unit) -> Node:
     """Raises:
     Forbidden: the caller is not an admin.
     NodeNotFound: no such node.
-    NodeCapacityExceeded: the new capacity is below what its devices use.
+    NodeCapacityExceeded: the new capacity (overcommit included) is below what its devices
+        use.
     AlreadyExists: another node has that name.
     """
     uow = unit.uow
     node = await _held_node(unit, command.node_id)
+    was = node.capacity
     capacity = NodeCapacity(
-        command.resources or node.capacity.resources,
-        command.max_devices if command.max_devices is not None else node.capacity.max_devices,
+        command.resources or was.resources,
+        command.max_devices if command.max_devices is not None else was.max_devices,
+        command.cpu_allocation_rate or was.cpu_allocation_rate,
+        command.memory_allocation_rate or was.memory_allocation_rate,
     )
     used, count = await uow.nodes.device_usage(node.id)
-    if count > capacity.max_devices or not used.fits_within(capacity.resources):
+    if count > capacity.max_devices or not used.fits_within(capacity.allocatable):
         raise NodeCapacityExceeded(
             f"its {count} devices use {used}; the capacity cannot go below that"
         )

@@ -47,6 +47,9 @@ class TaintIn(Body):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
 
 
+AllocationRate = Field(default=1.0, ge=1, le=16)
+
+
 class NodeIn(Body):
     name: str = Name
     capacity: NodeCapacityIn
@@ -55,6 +58,9 @@ class NodeIn(Body):
     host: str | None = Field(default=None, max_length=253)
     #: The port the host's agent listens on (the platform's console shows it).
     port: int | None = Field(default=None, ge=1, le=65535)
+    #: Overcommit: its devices may together ask for this many times its cores and memory.
+    cpuAllocationRate: float = AllocationRate
+    memoryAllocationRate: float = AllocationRate
 
     def to_command(self) -> RegisterNode:
         return RegisterNode(
@@ -65,6 +71,8 @@ class NodeIn(Body):
             tuple(Taint(t.key, t.value, t.effect) for t in self.taints),
             self.host,
             self.port,
+            self.cpuAllocationRate,
+            self.memoryAllocationRate,
         )
 
 
@@ -93,6 +101,8 @@ class NodeOut(Out):
     taints: list[dict[str, str]]
     host: str
     port: int | None = None
+    cpuAllocationRate: float = 1.0
+    memoryAllocationRate: float = 1.0
     createdAt: datetime
     lastHeartbeatAt: datetime | None
     devices: dict[str, int] = Field(default_factory=dict)
@@ -127,6 +137,8 @@ class NodeOut(Out):
             labels=n.labels,
             host=n.host,
             port=n.port,
+            cpuAllocationRate=n.capacity.cpu_allocation_rate,
+            memoryAllocationRate=n.capacity.memory_allocation_rate,
             capacity=NodeCapacityOut(
                 cpuCores=r.cpu_cores,
                 memoryMB=r.memory_mb,

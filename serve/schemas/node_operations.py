@@ -45,6 +45,8 @@ class NodePatchIn(Body):
     labels: Labels | None = Field(default=None, max_length=64)
     taints: list[TaintIn] | None = Field(default=None, max_length=64)
     capacity: NodeCapacityIn | None = None
+    cpuAllocationRate: float | None = Field(default=None, ge=1, le=16)
+    memoryAllocationRate: float | None = Field(default=None, ge=1, le=16)
 
     def to_command(self, node_id: uuid.UUID) -> UpdateNode:
         return UpdateNode(
@@ -56,6 +58,8 @@ class NodePatchIn(Body):
             else None,
             resources=self.capacity.resources() if self.capacity else None,
             max_devices=self.capacity.maxDevices if self.capacity else None,
+            cpu_allocation_rate=self.cpuAllocationRate,
+            memory_allocation_rate=self.memoryAllocationRate,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import psycopg
 import pytest
 
 from scheduler.bootstrap import Services
@@ -200,3 +201,63 @@ async def test_provisionings_racing_for_a_hosts_last_room_never_overfill_it(
     assert len(created) == 1, [r.text for r in answers]  # 2 + 2 > 3: one wins whole
     assert all(r.status_code == 409 for r in answers if r.status_code != 201)
     assert await _devices_on(client, admin_token, node) == 7
+
+
+async def test_a_host_s_overcommit_ratios_let_more_devices_onto_it(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """16 cores at a cpu allocation rate of 2 take sixteen 2-core devices (8 without)."""
+    label = {"pool": unique("overcommit")}
+    node = await _host(client, admin_token, label, devices=0, cpuAllocationRate=2.0)
+    admin = auth(admin_token)
+    shown = await client.get(f"/scheduler/nodes/{node}", headers=admin)
+    assert (shown.json()["cpuAllocationRate"], shown.json()["memoryAllocationRate"]) == (2.0, 1.0)
+    await client.patch(
+        f"/scheduler/nodes/{node}",
+        headers=admin,
+        json={
+            "capacity": {"cpuCores": 16, "memoryMB": 65536, "storageMB": 10**6, "maxDevices": 20}
+        },
+    )
+
+    made = await client.post(
+        "/scheduler/devices/provision", headers=admin, json=_provision(label, 16)
+    )
+    more = await client.post(
+        "/scheduler/devices/provision", headers=admin, json=_provision(label, 1)
+    )
+    lowered = await client.patch(
+        f"/scheduler/nodes/{node}", headers=admin, json={"cpuAllocationRate": 1.5}
+    )
+
+    assert made.status_code == 201, made.text
+    assert more.status_code == 409 and more.json()["code"] == "no_capacity", more.text
+    assert_problem(lowered, 409, "node_capacity_exceeded")
+    assert await _devices_on(client, admin_token, node) == 16
+
+
+async def test_a_provisioning_planned_before_a_drain_committed_creates_nothing_there(
+    client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    """The drain holds the host's row when the provisioning, which planned the host while it
+    was ready, comes to lock it: once the drain commits, the provisioning sees it draining
+    and creates nothing (it never adds devices to a host that is being emptied)."""
+    label = {"pool": unique("drain-race")}
+    node = await _host(client, admin_token, label, devices=0)
+    url = services.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    async with await psycopg.AsyncConnection.connect(url) as drain:
+        await drain.execute("SELECT id FROM nodes WHERE id = %s FOR UPDATE", (node,))
+        await drain.execute("UPDATE nodes SET status = 'draining' WHERE id = %s", (node,))
+        provision = asyncio.create_task(
+            client.post(
+                "/scheduler/devices/provision", headers=auth(admin_token), json=_provision(label, 2)
+            )
+        )
+        await asyncio.sleep(0.5)  # planned from the committed state (ready), now waiting
+        assert not provision.done()
+        await drain.commit()
+        answer = await provision
+
+    assert_problem(answer, 409, "node_state_conflict")
+    assert "plan again" in answer.json()["detail"]
+    assert await _devices_on(client, admin_token, node) == 0

@@ -73,3 +73,13 @@ def test_the_fleets_available_total_is_remembered_for_its_ttl_only() -> None:
     assert total.get() == 42
     now[0] += 0.2
     assert total.get() is None
+
+
+def test_overcommit_ratios_scale_cpu_and_memory_but_never_storage() -> None:
+    host = NodeCapacity(Resources(8, 16384, 100_000), 100, 2.0, 1.5)
+    assert host.allocatable == Resources(16, 24576, 100_000)
+    check_node_room(host, ZERO, 0, Resources(2, 3072, 1000), 8)  # 16 cores, 24 GiB
+    with pytest.raises(NodeCapacityExceeded, match="overcommit"):
+        check_node_room(host, ZERO, 0, Resources(2, 3072, 1000), 9)
+    with pytest.raises(NodeCapacityExceeded):
+        check_node_room(host, ZERO, 0, Resources(0.1, 1, 20_000), 6)  # storage is not
