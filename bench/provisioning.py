@@ -157,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="share of the trace's devices whose shapes make FGD's target workload (the"
         " paper's 0.95 leaves out the rare multi-GPU shapes, which then fail first)",
     )
+    parser.add_argument(
+        "--by-count",
+        action="store_true",
+        help="weigh FGD's shapes by how often they come only (not by the whole GPUs they ask)",
+    )
     parser.add_argument("--plan-timing", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--markdown", action="store_true")
@@ -167,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rules: dict[str, Rule] = {
         "first_fit": first_fit,
         "best_fit": best_fit,
-        "fgd": Fgd(Workload.of(trace, args.coverage)),
+        "fgd": Fgd(Workload.of(trace, args.coverage, by_gpus=not args.by_count)),
     }
     chosen = [r.strip() for r in args.rules.split(",")]
     if args.plan_timing:

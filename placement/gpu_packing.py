@@ -11,7 +11,8 @@ Rules that choose the host (and the GPU for a share) for one device at a time:
   least expected fragmentation, where a host's fragmentation for a target workload ``T``
   (device shapes and their shares) is ``Σ_t p_t · frag_t``: the idle GPU milli that a device
   of shape ``t`` could not use there (all of it when ``t`` does not fit, else the GPUs with
-  less than ``t``'s share left; a device asking no GPU uses none of them).
+  less than ``t``'s share left; a device asking no GPU uses none of them). Ties go to the
+  placement leaving its host the least idle GPU.
 
 Baseline rules put a share on the GPU that fits it tightest; whole GPUs are the first free
 ones. Pure numpy over the whole cluster per device: no I/O.
@@ -160,16 +161,22 @@ class Workload:
     weight: npt.NDArray[np.float64]
 
     @classmethod
-    def of(cls, devices: Sequence[GpuDevice], coverage: float = 0.95) -> Workload:
-        """The most frequent shapes that make ``coverage`` of the devices, weighted by
-        frequency (as the ATC '23 simulator builds it)."""
-        counts = Counter(d.shape for d in devices)
+    def of(
+        cls, devices: Sequence[GpuDevice], coverage: float = 1.0, *, by_gpus: bool = True
+    ) -> Workload:
+        """The most frequent shapes that make ``coverage`` of the devices, weighted by how
+        often they come (the ATC '23 simulator keeps 95%) and, ``by_gpus``, by the whole GPUs
+        each asks for (its ``gpuResWeight``): a rare 8-GPU shape then counts for what it
+        takes, and hosts that can still hold one are kept so."""
+        counts: Counter[tuple[int, int, int, tuple[str, ...]]] = Counter()
+        for d in devices:
+            counts[d.shape] += max(1, d.num_gpu) if by_gpus and d.gpu_milli >= FULL else 1
         ranked = counts.most_common()
         kept, total = [], 0
         for shape, n in ranked:
             kept.append((shape, n))
             total += n
-            if total >= coverage * len(devices):
+            if total >= coverage * sum(counts.values()):
                 break
         return cls(
             cpu=np.array([s[0] for s, _ in kept], dtype=np.int64),
@@ -199,9 +206,11 @@ def fragmentation(
 
 
 class Fgd:
-    """Fragmentation Gradient Descent: each device where it adds the least fragmentation
-    (ties: the host named first, then its lowest GPU). Each host's fragmentation is kept
-    between calls and computed again only for the hosts that changed."""
+    """Fragmentation Gradient Descent: each device where it adds the least fragmentation;
+    among the placements that add as little, the one leaving the least idle GPU on its host
+    (packing: empty hosts stay empty for the devices that need whole ones), then the host
+    named first. Each host's fragmentation is kept between calls and computed again only for
+    the hosts that changed."""
 
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
@@ -242,7 +251,9 @@ class Fgd:
         after = fragmentation(
             cluster.cpu_left[hosts] - d.cpu_milli, after_gpus, self._access[hosts], self.workload
         )
-        best = int(np.argmin(after - before[hosts]))
+        added = after - before[hosts]
+        least = np.flatnonzero(added <= added.min() + 1e-6)
+        best = int(least[np.argmin(after_gpus[least].sum(axis=1))])
         host, col = int(hosts[best]), int(cols[best])
         gpus = ((col, d.gpu_milli),) if col >= 0 else cluster.gpus_for(host, d)
         return Placement(host, gpus)

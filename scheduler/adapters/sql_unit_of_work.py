@@ -148,6 +148,17 @@ async def still_connected(connection: AsyncConnection[Row]) -> bool:
     return True
 
 
+def forget_prepared(connection: AsyncConnection[Row]) -> None:
+    """After an error in the pipeline: the statements queued behind the failed one were
+    skipped by the server, their ``PARSE`` too, but psycopg may still count them prepared
+    (their results, never read, did not tell it otherwise), and a later use fails with
+    "prepared statement does not exist". Forget them all: psycopg sends ``DEALLOCATE ALL``
+    with the connection's next statement (no round trip of its own) and prepares again."""
+    prepared = getattr(connection, "_prepared", None)
+    if prepared is not None:
+        prepared.clear()
+
+
 async def roll_back(connection: AsyncConnection[Row], *, failing: bool) -> None:
     """End the connection's open transaction, if any. A connection lost meanwhile (the server
     rolled the transaction back) fails the block only if nothing else already fails it."""
@@ -222,8 +233,12 @@ class SqlUnitOfWork:
         try:
             if self._pipeline is not None:
                 # An error of a statement nobody read surfaces here; it was not committed.
-                with contextlib.suppress(Exception):
+                try:
                     await self._end_with("ROLLBACK")
+                except Exception:
+                    forget_prepared(connection)
+            if isinstance(exc, psycopg.Error) or isinstance(exc and exc.__cause__, psycopg.Error):
+                forget_prepared(connection)  # the server refused a statement
             await roll_back(connection, failing=exc is not None)  # what an error left open
         finally:
             self._connection = None
