@@ -105,7 +105,8 @@ class BearerAuthMiddleware:
         default = self._services.default_rate_limit
         try:
             credential = await self._caller(scope)
-            await self._services.suspended_users.check(credential.principal.user_id)
+            who = credential.principal
+            await self._services.suspended_users.check(who.user_id, who.tenant_id)
         except (TenantNotFound, UserSuspended) as error:
             await problem(403, error.code, error.detail)(scope, receive, send)
             return

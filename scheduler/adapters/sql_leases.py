@@ -294,12 +294,13 @@ class SqlAllocationRepository(SqlRepository):
         )
         return [allocation_from_row(r) for r in rows]
 
-    async def lock_active_of_user(self, user_id: str) -> list[Allocation]:
-        """The user's active leases in every tenant, oldest first, held."""
+    async def lock_active_of(self, holder: Scope) -> list[Allocation]:
+        """The active leases of a user (in every tenant) or of a tenant, oldest first, held."""
+        params: dict[str, Any] = {}
         rows = await self._rows(
             f"SELECT {ALLOCATION_COLUMNS} FROM allocations WHERE status = 'active'"
-            " AND user_id = %(user)s ORDER BY allocated_at, id FOR UPDATE",
-            {"user": user_id},
+            f" AND {scope_sql(holder, params)} ORDER BY allocated_at, id FOR UPDATE",
+            params,
         )
         return [allocation_from_row(r) for r in rows]
 

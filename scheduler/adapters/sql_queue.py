@@ -124,13 +124,14 @@ class SqlQueueRepository(SqlRepository):
         )
         return entry_from_row(row) if row else None
 
-    async def lock_waiting_of_user(self, user_id: str) -> list[QueueEntry]:
-        """The user's waiting entries in every tenant, held (a drain holding one is waited
-        for: it fulfils it or lets it go)."""
+    async def lock_waiting_of(self, holder: Scope) -> list[QueueEntry]:
+        """The waiting entries of a user (in every tenant) or of a tenant, held (a drain
+        holding one is waited for: it fulfils it or lets it go)."""
+        params: dict[str, Any] = {}
         rows = await self._rows(
             f"SELECT {ENTRY_COLUMNS} FROM queue_entries WHERE status = 'waiting'"
-            " AND user_id = %(user)s ORDER BY submitted_at, id FOR UPDATE",
-            {"user": user_id},
+            f" AND {scope_sql(holder, params)} ORDER BY submitted_at, id FOR UPDATE",
+            params,
         )
         return [entry_from_row(r) for r in rows]
 

@@ -285,12 +285,13 @@ class SqlReservationRepository(SqlRepository):
         )
         return [reservation_from_row(r) for r in rows]
 
-    async def lock_pending_of_user(self, user_id: str) -> list[Reservation]:
-        """The user's bookings not started yet, in every tenant, held."""
+    async def lock_pending_of(self, holder: Scope) -> list[Reservation]:
+        """The bookings not started yet of a user (in every tenant) or of a tenant, held."""
+        params: dict[str, Any] = {}
         rows = await self._rows(
-            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE user_id = %(user)s"
-            " AND status = 'pending' ORDER BY start_time FOR UPDATE",
-            {"user": user_id},
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE status = 'pending'"
+            f" AND {scope_sql(holder, params)} ORDER BY start_time FOR UPDATE",
+            params,
         )
         return [reservation_from_row(r) for r in rows]
 

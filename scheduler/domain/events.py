@@ -361,8 +361,10 @@ class NodeRegistered(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserSuspended(DomainEvent):
-    """The platform suspended (``cause`` ``suspended``) or deleted a user: its leases ended,
-    its waits and bookings cancelled, its tokens revoked, its requests refused."""
+    """The platform suspended (``cause`` ``suspended``) or deleted a user, or billing did
+    (``billing``; ``userId`` ``tenant:<id>`` for a whole tenant): its leases ended, its waits
+    and bookings cancelled, a user's tokens revoked (not for billing), its requests
+    refused."""
 
     TYPE = "user.suspended"
     AGGREGATE = "user_id"
@@ -377,7 +379,8 @@ class UserSuspended(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserReinstated(DomainEvent):
-    """The platform activated a suspended user again (its revoked tokens stay revoked)."""
+    """The platform activated a suspended user again, or a payment lifted a billing
+    suspension (``userId`` ``tenant:<id>``: a tenant); revoked tokens stay revoked."""
 
     TYPE = "user.reinstated"
     AGGREGATE = "user_id"
@@ -386,8 +389,9 @@ class UserReinstated(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserLimitSet(DomainEvent):
-    """The platform set the user's device limit: the notice that ``activeLeases`` above it
-    end at ``excessEndsAt`` (none when it holds no more), oldest first."""
+    """The platform set the device limit of a user (or of a tenant: ``userId``
+    ``tenant:<id>``): the notice that the ``activeLeases`` above it end at ``excessEndsAt``
+    (none when it holds no more), oldest first."""
 
     TYPE = "user.limit_set"
     AGGREGATE = "user_id"

@@ -49,21 +49,38 @@ class LimitUser:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitTenant:
+    """The tenant (the platform's name for it) may hold at most ``max_devices`` devices;
+    its leases above it end after a grace, oldest first."""
+
+    tenant: str
+    max_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Whom a billing message is about: a user, or a whole tenant (the platform's name)."""
+
+    user_id: str = ""
+    tenant: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class BillingTrouble:
     """Overdue (``overdue``: a suspension is due after a grace) or a failed payment (counted;
     a suspension is due once they reach a threshold)."""
 
-    user_id: str
+    payer: Payer
     overdue: bool
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class BillingSettled:
-    """A payment came in: no suspension is due, failures are forgotten, and a user
+    """A payment came in: no suspension is due, failures are forgotten, and a user or tenant
     suspended for billing is reinstated."""
 
-    user_id: str
+    payer: Payer
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,7 @@ InboundAction = (
     | ReinstateUser
     | DeviceTrouble
     | LimitUser
+    | LimitTenant
     | BillingTrouble
     | BillingSettled
     | NothingToDo
@@ -165,32 +183,49 @@ def _count(value: Any, name: str) -> int:
     return int(value)
 
 
+def _payer(body: Mapping[str, Any]) -> Payer:
+    """The user a message names, else the tenant it names.
+
+    Raises:
+        InvalidRequest: it names neither.
+    """
+    if body.get("userId") is not None or body.get("tenantId") is None:
+        return Payer(user_id=_text(body, "userId"))
+    return Payer(tenant=_text(body, "tenantId"))
+
+
+def _limit(payer: Payer, max_devices: int) -> InboundAction:
+    if payer.user_id:
+        return LimitUser(payer.user_id, max_devices)
+    return LimitTenant(payer.tenant, max_devices)
+
+
 def _quota(routing_key: str, body: Mapping[str, Any]) -> InboundAction:
-    user = _text(body, "userId")
+    payer = _payer(body)
     if routing_key.endswith("updated"):
         quota = body.get("newQuota")
         if isinstance(quota, Mapping) and "maxDevices" in quota:
-            return LimitUser(user, _count(quota["maxDevices"], "newQuota.maxDevices"))
+            return _limit(payer, _count(quota["maxDevices"], "newQuota.maxDevices"))
         if "maxDevices" in body:
-            return LimitUser(user, _count(body["maxDevices"], "maxDevices"))
+            return _limit(payer, _count(body["maxDevices"], "maxDevices"))
         return NothingToDo("the new quota sets no device limit")
     kind = str(body.get("quotaType", "devices")).lower()
     if kind not in DEVICE_QUOTA_TYPES:
         return NothingToDo(f"quota {kind!r} is not about devices")
-    return LimitUser(user, _count(body.get("limit"), "limit"))
+    return _limit(payer, _count(body.get("limit"), "limit"))
 
 
 def _billing(routing_key: str, body: Mapping[str, Any]) -> InboundAction:
-    user = _text(body, "userId")
+    payer = _payer(body)
     if routing_key in ("billing.overdue", "billing.invoice_overdue"):
         days = body.get("overdueDays")
         reason = f"billing overdue ({days} days)" if days is not None else "billing overdue"
-        return BillingTrouble(user, True, reason)
+        return BillingTrouble(payer, True, reason)
     if routing_key == "billing.payment_failed":
         why = _text(body, "reason", required=False) or "payment failed"
-        return BillingTrouble(user, False, f"payment failed: {why}")
+        return BillingTrouble(payer, False, f"payment failed: {why}")
     if routing_key in ("billing.payment_success", "billing.recharged"):
-        return BillingSettled(user)
+        return BillingSettled(payer)
     return NothingToDo("a low balance is the platform's notice to send")
 
 

@@ -22,6 +22,7 @@ from scheduler.domain.inbox import (
     BillingTrouble,
     DeviceTrouble,
     InboundAction,
+    LimitTenant,
     LimitUser,
     NothingToDo,
     ReinstateUser,
@@ -35,6 +36,7 @@ from scheduler.services.ports import UnitOfWorkFactory
 from scheduler.services.user_standing import (
     billing_settled,
     billing_trouble,
+    limit_tenant,
     limit_user,
     reinstate_user,
     suspend_user,
@@ -83,6 +85,8 @@ async def _act(action: InboundAction, unit: Unit) -> str:
         return await reinstate_user(unit, action)
     if isinstance(action, LimitUser):
         return await limit_user(unit, action)
+    if isinstance(action, LimitTenant):
+        return await limit_tenant(unit, action)
     if isinstance(action, BillingTrouble):
         return await billing_trouble(unit, action)
     if isinstance(action, BillingSettled):

@@ -256,9 +256,9 @@ async def cancel_entry(command: CancelQueueEntry, unit: Unit) -> QueueEntry:
     return replace(ended, view=None)
 
 
-async def cancel_entries_of_user(unit: Unit, user_id: str, reason: str) -> int:
-    """Cancel every entry the user has waiting, in every tenant; how many."""
-    held = await unit.uow.queue.lock_waiting_of_user(user_id)
+async def cancel_entries_of(unit: Unit, holder: Scope, reason: str) -> int:
+    """Cancel every waiting entry of a user (in every tenant) or of a tenant; how many."""
+    held = await unit.uow.queue.lock_waiting_of(holder)
     for entry in held:
         await unit.uow.queue.end(entry.id, QueueStatus.CANCELLED, unit.now, reason)
         unit.emit(events.QueueCancelled(occurred_at=unit.now, reason=reason, **_about(entry)))

@@ -338,9 +338,10 @@ async def cancel_reservation(command: CancelReservation, unit: Unit) -> Reservat
     return replace(current, status=ReservationStatus.CANCELLED, ended_at=now, reason=command.reason)
 
 
-async def cancel_bookings_of_user(unit: Unit, user_id: str, reason: str) -> int:
-    """Cancel every booking of the user not started yet, in every tenant; how many."""
-    held = await unit.uow.reservations.lock_pending_of_user(user_id)
+async def cancel_bookings_of(unit: Unit, holder: Scope, reason: str) -> int:
+    """Cancel every booking not started yet of a user (in every tenant) or of a tenant;
+    how many."""
+    held = await unit.uow.reservations.lock_pending_of(holder)
     for booking in held:
         await unit.uow.reservations.end(booking.id, ReservationStatus.CANCELLED, unit.now, reason)
         unit.emit(

@@ -6,6 +6,7 @@ platform reports failed is taken out of service, and a poison message is dead at
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from datetime import timedelta
@@ -220,13 +221,18 @@ async def test_a_device_the_platform_reports_failed_leaves_service_and_its_lease
     assert lease.json()["deviceId"] != device and lease.json()["status"] == "active"
 
 
+_LATER = itertools.count(1)
+
+
 async def _standing_due(services: Services, seconds: float) -> int:
-    """The housekeeper's standing job, run ``seconds`` from now."""
+    """The housekeeper's standing job, run ``seconds`` from now (and a few more each call:
+    the job's ledger runs each second's tick once, and two tests may ask for the same
+    second)."""
     return await run_user_standing(
         services.uow,
         services.lifecycle,
         services.queue,
-        now=services.clock() + timedelta(seconds=seconds),
+        now=services.clock() + timedelta(seconds=seconds + 3 * next(_LATER)),
         owner=unique("hk"),
     )
 
@@ -367,3 +373,66 @@ async def _ended(services: Services, lease_ids: list[str]) -> list[tuple[str, st
         {"ids": [uuid.UUID(i) for i in lease_ids]},
     )
     return [(r["status"], r["end_reason"]) for r in rows]
+
+
+async def test_a_tenant_s_lowered_quota_freezes_it_then_ends_its_oldest_leases(
+    inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=4)
+    tenant = await new_tenant(client, admin_token, max_devices=10)
+    tokens = [await new_token(client, admin_token, tenant["id"], unique("u")) for _ in range(3)]
+    leases = []
+    for token in tokens:
+        r = await client.post(
+            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+        )
+        leases.append(r.json()["allocationId"])
+
+    limited = await delivered(
+        inbox,
+        unique("q"),
+        "rabbitmq",
+        "quota.updated",
+        message(tenantId=tenant["name"], newQuota={"maxDevices": 1}),
+    )
+    frozen = await client.get(f"/scheduler/admin/tenants/{tenant['id']}", headers=auth(admin_token))
+    refused = await client.post(
+        "/scheduler/devices/allocate", headers=auth(tokens[0]), json=in_pool(pool)
+    )
+    await _standing_due(services, services.config.standing.quota_grace.total_seconds() + 1)
+    after = await client.get(f"/scheduler/admin/tenants/{tenant['id']}", headers=auth(admin_token))
+
+    assert "2 end at" in limited.detail, limited
+    assert frozen.json()["quota"]["maxDevices"] == 3
+    assert refused.status_code == 403 and refused.json()["code"] == "quota_exceeded"
+    assert await _ended(services, leases[:2]) == [("revoked", "user_limit")] * 2
+    assert await _ended(services, leases[2:]) == [("active", None)]
+    assert after.json()["quota"]["maxDevices"] == 1
+
+
+async def test_a_tenant_overdue_is_suspended_whole_after_the_grace_until_it_pays(
+    inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
+) -> None:
+    pool = await new_pool(client, admin_token, devices=2)
+    tenant = await new_tenant(client, admin_token)
+    token = await new_token(client, admin_token, tenant["id"], unique("u"))
+    grant = await client.post(
+        "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+    )
+
+    await delivered(
+        inbox, unique("b"), "rabbitmq", "billing.overdue", message(tenantId=tenant["name"])
+    )
+    await _standing_due(services, services.config.standing.overdue_grace.total_seconds() + 1)
+    refused = await client.get("/scheduler/allocations", headers=auth(token))
+    paid = await delivered(
+        inbox, unique("b"), "redis", "billing.recharged", message(tenantId=tenant["name"])
+    )
+    back = await client.get("/scheduler/allocations", headers=auth(token))
+
+    assert await _ended(services, [grant.json()["allocationId"]]) == [
+        ("revoked", "billing_overdue")
+    ]
+    assert refused.status_code == 403 and refused.json()["code"] == "user_suspended", refused.text
+    assert paid.detail.endswith("settled and reinstated"), paid
+    assert back.status_code == 200, back.text  # its tokens were kept

@@ -94,6 +94,22 @@ def _consumer(receive: Any, exchange: str, dlx: str, queue: str) -> RabbitInbox:
     )
 
 
+@contextlib.asynccontextmanager
+async def running(consumer: RabbitInbox, channel: Any, queue: str) -> AsyncIterator[RabbitInbox]:
+    """``consumer`` consuming until the block ends, its queues deleted after."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.ready.wait(), 5)
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(queue)
+            await channel.queue_delete(f"{queue}.dead")
+
+
 async def _publish(channel: Any, exchange: str, key: str, body: Any, message_id: str) -> None:
     target = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -107,10 +123,7 @@ async def test_rabbitmq_messages_are_applied_once_and_poison_is_dead_lettered(
 ) -> None:
     channel, exchange, dlx = broker
     queue = unique("test.inbox")
-    consumer = _consumer(inbox.receive, exchange, dlx, queue)
-    task = asyncio.create_task(consumer.run())
-    try:
-        await asyncio.wait_for(consumer.ready.wait(), 5)
+    async with running(_consumer(inbox.receive, exchange, dlx, queue), channel, queue) as consumer:
         user = unique("platform-user")
         leases = await _lessee(client, admin_token, user)
         body = {"userId": user, "reason": "fraud"}
@@ -128,13 +141,6 @@ async def test_rabbitmq_messages_are_applied_once_and_poison_is_dead_lettered(
         assert message.message_id == f"p-{user}"
         assert "JSON" in message.headers["x-phonefleet-reason"]
         await message.ack()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(Exception):
-            await channel.queue_delete(queue)
-            await channel.queue_delete(f"{queue}.dead")
 
 
 async def test_a_consumer_killed_after_its_commit_leaves_the_message_applied_once(
@@ -169,8 +175,7 @@ async def test_a_consumer_killed_after_its_commit_leaves_the_message_applied_onc
         outcomes.append(await inbox.receive(*args))
         return outcomes[-1]
 
-    second = asyncio.create_task(_consumer(record, exchange, dlx, queue).run())
-    try:
+    async with running(_consumer(record, exchange, dlx, queue), channel, queue):
 
         async def redelivered() -> bool:
             return bool(outcomes)
@@ -178,13 +183,6 @@ async def test_a_consumer_killed_after_its_commit_leaves_the_message_applied_onc
         await _within(5, redelivered)
         assert outcomes[0].detail.startswith("duplicate"), outcomes
         assert await _ended_with_records(services, leases) == [("revoked", 1)] * 2
-    finally:
-        second.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await second
-        with contextlib.suppress(Exception):
-            await channel.queue_delete(queue)
-            await channel.queue_delete(f"{queue}.dead")
 
 
 async def test_the_redis_stream_inbox_applies_once_retries_and_dead_letters(
@@ -220,8 +218,6 @@ async def test_every_key_the_inbox_binds_arrives_over_rabbitmq_and_is_applied(
     """One message per routing key (both spellings), each applied within 5 s."""
     channel, exchange, dlx = broker
     queue = unique("test.inbox")
-    consumer = _consumer(inbox.receive, exchange, dlx, queue)
-    task = asyncio.create_task(consumer.run())
     pool = await new_pool(client, admin_token, devices=1)
     device = pool.devices[0]["id"]
     user = unique("platform-user")
@@ -249,8 +245,7 @@ async def test_every_key_the_inbox_binds_arrives_over_rabbitmq_and_is_applied(
 
     assert set(bodies) == set(ROUTING_KEYS)
     ids = {key: unique("every") for key in bodies}
-    try:
-        await asyncio.wait_for(consumer.ready.wait(), 5)
+    async with running(_consumer(inbox.receive, exchange, dlx, queue), channel, queue):
         for key, body in bodies.items():
             await _publish(channel, exchange, key, body, ids[key])
 
@@ -264,14 +259,7 @@ async def test_every_key_the_inbox_binds_arrives_over_rabbitmq_and_is_applied(
             return bool(rows[0]["n"] == len(ids))
 
         await _within(5, all_applied)
-        limit = await run_sql(
-            services, "SELECT max_devices FROM user_limits WHERE user_id = %(u)s", {"u": user}
-        )
-        assert limit[0]["max_devices"] == 5
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(Exception):
-            await channel.queue_delete(queue)
-            await channel.queue_delete(f"{queue}.dead")
+    limit = await run_sql(
+        services, "SELECT max_devices FROM user_limits WHERE user_id = %(u)s", {"u": user}
+    )
+    assert limit[0]["max_devices"] == 5

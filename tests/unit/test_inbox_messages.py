@@ -14,6 +14,7 @@ from scheduler.domain.inbox import (
     DeviceTrouble,
     LimitUser,
     NothingToDo,
+    Payer,
     ReinstateUser,
     SuspendUser,
     message_id_of,
@@ -87,20 +88,20 @@ DEVICE = uuid.uuid4()
         (
             "billing.overdue",
             {"userId": "u1", "overdueDays": 9},
-            BillingTrouble("u1", True, "billing overdue (9 days)"),
+            BillingTrouble(Payer("u1"), True, "billing overdue (9 days)"),
         ),
         (
             "billing.invoice_overdue",
             {"userId": "u1"},
-            BillingTrouble("u1", True, "billing overdue"),
+            BillingTrouble(Payer("u1"), True, "billing overdue"),
         ),
         (
             "billing.payment_failed",
             {"userId": "u1", "reason": "declined"},
-            BillingTrouble("u1", False, "payment failed: declined"),
+            BillingTrouble(Payer("u1"), False, "payment failed: declined"),
         ),
-        ("billing.payment_success", {"userId": "u1"}, BillingSettled("u1")),
-        ("billing.recharged", {"userId": "u1"}, BillingSettled("u1")),
+        ("billing.payment_success", {"userId": "u1"}, BillingSettled(Payer("u1"))),
+        ("billing.recharged", {"userId": "u1"}, BillingSettled(Payer("u1"))),
         (
             "billing.low_balance",
             {"userId": "u1"},
