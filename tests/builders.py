@@ -141,6 +141,21 @@ async def new_pool(
     return Pool(node, created, label)
 
 
+async def leases_of(client: httpx.AsyncClient, admin: str, user: str, count: int) -> list[str]:
+    """``count`` leases held by ``user`` (a tenant and a pool of their own); their ids."""
+    pool = await new_pool(client, admin, devices=count)
+    tenant = await new_tenant(client, admin)
+    token = await new_token(client, admin, tenant["id"], user)
+    ids = []
+    for _ in range(count):
+        r = await client.post(
+            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
+        )
+        assert r.status_code == 201, r.text
+        ids.append(str(r.json()["allocationId"]))
+    return ids
+
+
 def in_pool(pool: Pool, **body: Any) -> dict[str, Any]:
     """An allocate body restricted to ``pool``'s devices."""
     specs = dict(body.pop("preferredSpecs", {}))

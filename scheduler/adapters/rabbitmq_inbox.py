@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from scheduler.domain.inbox import ROUTING_KEYS, message_id_of
-from scheduler.services.inbox import Received, Verdict
+from scheduler.services.inbox import Receive, Verdict
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "phonefleet.inbox"
-Receive = Callable[[str, str, str, bytes], Awaitable[Received]]
 
 
 class RabbitInbox:

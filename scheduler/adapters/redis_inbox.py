@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from scheduler.domain.inbox import message_id_of
-from scheduler.services.inbox import Received, Verdict
+from scheduler.services.inbox import Receive, Verdict
 
 logger = logging.getLogger(__name__)
 
 GROUP = "phonefleet-inbox"
-Receive = Callable[[str, str, str, bytes], Awaitable[Received]]
 
 
 class RedisInbox:

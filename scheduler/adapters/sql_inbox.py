@@ -54,27 +54,25 @@ class SqlInboxRepository(SqlRepository):
         stays applied: ``(0, False)``."""
         row = await self._row(
             "INSERT INTO inbox_messages AS m (message_id, source, routing_key, received_at,"
-            " attempts, last_error) VALUES (%(id)s, %(source)s, %(key)s, %(now)s, 1, %(error)s)"
+            " attempts, last_error, dead_at) VALUES (%(id)s, %(source)s, %(key)s, %(now)s, 1,"
+            " %(error)s, CASE WHEN %(dead_after)s <= 1 THEN %(now)s::timestamptz END)"
             " ON CONFLICT (message_id) DO UPDATE SET attempts = m.attempts + 1,"
-            " last_error = %(error)s WHERE m.applied_at IS NULL RETURNING attempts",
+            " last_error = %(error)s, dead_at = CASE WHEN m.attempts + 1 >= %(dead_after)s"
+            " THEN %(now)s::timestamptz ELSE m.dead_at END"
+            " WHERE m.applied_at IS NULL RETURNING attempts",
             {
                 "id": message_id,
                 "source": source,
                 "key": routing_key,
                 "now": now,
                 "error": error[:1000],
+                "dead_after": dead_after,
             },
         )
         if row is None:
             return 0, False
         attempts = int(row["attempts"])
-        dead = attempts >= dead_after
-        if dead:
-            await self._send(
-                "UPDATE inbox_messages SET dead_at = %(now)s WHERE message_id = %(id)s",
-                {"id": message_id, "now": now},
-            )
-        return attempts, dead
+        return attempts, attempts >= dead_after
 
 
 class SqlStandingRepository(SqlRepository):

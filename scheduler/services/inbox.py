@@ -9,7 +9,7 @@ stream) only carry messages to ``Inbox.receive`` and do what its verdict says.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -117,6 +117,10 @@ class Received:
     #: The outcome, or why it failed.
     detail: str
     attempts: int = 1
+
+
+#: What a transport hands each delivery to: ``Inbox.receive(message_id, source, key, body)``.
+Receive = Callable[[str, str, str, bytes], Awaitable[Received]]
 
 
 class Inbox:

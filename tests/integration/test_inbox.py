@@ -18,7 +18,16 @@ import pytest
 from scheduler.bootstrap import Services
 from scheduler.services.housekeeping import run_user_standing
 from scheduler.services.inbox import Inbox, Received, Verdict
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, unique
+from tests.builders import (
+    auth,
+    in_pool,
+    leases_of,
+    new_pool,
+    new_tenant,
+    new_token,
+    run_sql,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -317,7 +326,7 @@ async def test_overdue_billing_suspends_after_the_grace_and_a_payment_reinstates
     inbox: Inbox, client: httpx.AsyncClient, admin_token: str, services: Services
 ) -> None:
     late, careful = unique("late-payer"), unique("careful-payer")
-    late_leases = await _lessee(client, admin_token, late)
+    late_leases = await leases_of(client, admin_token, late, 1)
     for _ in range(3):
         await delivered(
             inbox,
@@ -355,15 +364,6 @@ async def test_overdue_billing_suspends_after_the_grace_and_a_payment_reinstates
     assert not await run_sql(
         services, "SELECT 1 FROM user_suspensions WHERE user_id = %(u)s", {"u": late}
     )
-
-
-async def _lessee(client: httpx.AsyncClient, admin: str, user: str) -> list[str]:
-    pool = await new_pool(client, admin, devices=1)
-    tenant = await new_tenant(client, admin)
-    token = await new_token(client, admin, tenant["id"], user)
-    r = await client.post("/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool))
-    assert r.status_code == 201, r.text
-    return [r.json()["allocationId"]]
 
 
 async def _ended(services: Services, lease_ids: list[str]) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from scheduler.adapters.rabbitmq_inbox import RabbitInbox
 from scheduler.adapters.redis_inbox import GROUP, RedisInbox
 from scheduler.bootstrap import Services
 from scheduler.services.inbox import Inbox, Received
-from tests.builders import auth, in_pool, new_pool, new_tenant, new_token, run_sql, unique
+from tests.builders import leases_of, new_pool, run_sql, unique
 from tests.integration.test_platform_events import CONFIGURED, RABBITMQ_URL
 
 pytestmark = pytest.mark.integration
@@ -50,20 +50,6 @@ async def broker() -> AsyncIterator[tuple[aio_pika.abc.AbstractChannel, str, str
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(name)
         await connection.close()
-
-
-async def _lessee(client: httpx.AsyncClient, admin: str, user: str, leases: int = 2) -> list[str]:
-    pool = await new_pool(client, admin, devices=leases)
-    tenant = await new_tenant(client, admin)
-    token = await new_token(client, admin, tenant["id"], user)
-    ids = []
-    for _ in range(leases):
-        r = await client.post(
-            "/scheduler/devices/allocate", headers=auth(token), json=in_pool(pool)
-        )
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["allocationId"])
-    return ids
 
 
 async def _ended_with_records(services: Services, lease_ids: list[str]) -> list[tuple[str, int]]:
@@ -125,7 +111,7 @@ async def test_rabbitmq_messages_are_applied_once_and_poison_is_dead_lettered(
     queue = unique("test.inbox")
     async with running(_consumer(inbox.receive, exchange, dlx, queue), channel, queue) as consumer:
         user = unique("platform-user")
-        leases = await _lessee(client, admin_token, user)
+        leases = await leases_of(client, admin_token, user, 2)
         body = {"userId": user, "reason": "fraud"}
         await _publish(channel, exchange, "user.suspended", body, f"m-{user}")
         await _publish(channel, exchange, "user.suspended", body, f"m-{user}")  # redelivered
@@ -161,7 +147,7 @@ async def test_a_consumer_killed_after_its_commit_leaves_the_message_applied_onc
     dying = _consumer(commit_then_die, exchange, dlx, queue)
     first = asyncio.create_task(dying.run())
     user = unique("platform-user")
-    leases = await _lessee(client, admin_token, user)
+    leases = await leases_of(client, admin_token, user, 2)
     await asyncio.wait_for(dying.ready.wait(), 5)
     await _publish(channel, exchange, "user.deleted", {"userId": user}, f"k-{user}")
     await asyncio.wait_for(committed.wait(), 5)
@@ -194,7 +180,7 @@ async def test_the_redis_stream_inbox_applies_once_retries_and_dead_letters(
         redis, stream, inbox.receive, "c1", retry_idle_seconds=0.0, block_seconds=0.1
     )
     user = unique("platform-user")
-    leases = await _lessee(client, admin_token, user)
+    leases = await leases_of(client, admin_token, user, 2)
     data = json.dumps({"userId": user})
     try:
         await reader._ensure_group()
